@@ -1,0 +1,18 @@
+"""The one place that knows about blocks: ROIs, context, done markers and dask execution."""
+
+from axonseg.blockwise.block import Block, check_shape, make_blocks
+from axonseg.blockwise.executor import RunSummary, parse_scheduler, run_blockwise
+from axonseg.blockwise.markers import DoneMarkers, changed_keys
+from axonseg.blockwise.roi import Roi
+
+__all__ = [
+    "Block",
+    "DoneMarkers",
+    "Roi",
+    "RunSummary",
+    "changed_keys",
+    "check_shape",
+    "make_blocks",
+    "parse_scheduler",
+    "run_blockwise",
+]

@@ -1,0 +1,192 @@
+"""The ``axonseg`` command line: a thin typer app over the pipelines.
+
+Library errors (:mod:`axonseg.errors`) are printed as one line naming the file, dataset or
+parameter at fault, with a non-zero exit code; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+import typer
+
+from axonseg.errors import AxonsegError, StageError
+
+app = typer.Typer(
+    name="axonseg",
+    help="EM connectomics: segment volumes, evaluate against ground truth, export connectomes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+VOXEL_HELP = "voxel size in nm, three numbers z y x (e.g. 30 8 8)"
+
+
+def _setup_logging(level: int) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=Console(file=sys.stderr), show_path=False, show_time=False, markup=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
+    for noisy in ("distributed", "numcodecs", "h5py", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="show full tracebacks on errors"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings and errors"),
+) -> None:
+    _state["debug"] = debug
+    _setup_logging(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+
+
+def _triple(values: Optional[Tuple[float, float, float]], name: str) -> Optional[tuple[float, float, float]]:
+    from axonseg.io.volume import check_voxel_size
+
+    return None if values is None else check_voxel_size(values, name)
+
+
+def _not_built(stage: str, issue: int) -> None:
+    raise StageError(f"'axonseg {stage}' is not built yet (tracked in issue #{issue})")
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="output .zarr store (raw, labels, neurites, skeletons)"),
+    shape: Tuple[int, int, int] = typer.Option((64, 256, 256), "--shape", help="volume shape in voxels, z y x"),
+    voxel_size: Tuple[float, float, float] = typer.Option((30.0, 8.0, 8.0), "--voxel-size", help=VOXEL_HELP),
+    seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives identical volumes"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
+) -> None:
+    """Generate AxonEM-like serial-section EM with dense ground truth (default 30x8x8 nm)."""
+    from axonseg.pipelines.synth import write_synth
+
+    result = write_synth(out, tuple(shape), _triple(voxel_size, "--voxel-size"), seed, overwrite=overwrite)
+    typer.echo(f"wrote {result.store}: raw, labels ({result.n_axons} axons), neurites ({result.n_neurites}), skeletons")
+
+
+@app.command()
+def ingest(
+    input: str = typer.Argument(..., help="input array: store.zarr/dataset, file.h5:dataset, tif file/folder, .npy, store.n5/dataset"),
+    out: Path = typer.Argument(..., help="output .zarr store"),
+    voxel_size: Optional[Tuple[float, float, float]] = typer.Option(None, "--voxel-size", help=VOXEL_HELP + "; required if the input has none"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="dataset inside the input file (h5 key, zarr path)"),
+    name: str = typer.Option("raw", "--name", help="name of the image group in the output store"),
+    labels: bool = typer.Option(False, "--labels", help="the input is a label volume (integer ids; mode pyramid)"),
+    chunks: Tuple[int, int, int] = typer.Option((64, 64, 64), "--chunks", help="chunk shape in voxels, z y x"),
+    levels: int = typer.Option(4, "--levels", help="coarser pyramid levels to build (at most)"),
+    scheduler: str = typer.Option("threads", "--scheduler", help="synchronous, threads[:N], local[:N] or tcp://host:port"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output (else an interrupted ingest resumes)"),
+) -> None:
+    """Convert any supported array into chunked zarr v3 with an OME-Zarr pyramid."""
+    from axonseg.config import IngestConfig, validate_config
+    from axonseg.pipelines.ingest import ingest as run_ingest
+
+    config = validate_config(
+        IngestConfig,
+        {"voxel_size": voxel_size, "chunk_shape": chunks, "levels": levels, "kind": "labels" if labels else "raw"},
+        "command line",
+    )
+    result = run_ingest(input, out, name, config, dataset=dataset, overwrite=overwrite, scheduler=scheduler)
+    typer.echo(
+        f"wrote {result.store}/{result.name}: shape {result.shape} at {result.voxel_size} nm, "
+        f"{len(result.factors) + 1} levels (config {result.config_hash})"
+    )
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="output folder of the demo run"),
+    overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="replace an earlier demo run"),
+) -> None:
+    """Run the whole pipeline on the embedded default (synthetic data), and say what is not built yet."""
+    from axonseg.pipelines.demo import run_demo
+
+    run_demo(out, overwrite=overwrite)
+
+
+@app.command()
+def train(config: Path = typer.Argument(..., help="training config YAML (see configs/)")) -> None:
+    """Train the affinity U-Net from a YAML config."""
+    _not_built("train", 3)
+
+
+@app.command()
+def predict(
+    input: str = typer.Argument(..., help="raw EM array"),
+    out: Path = typer.Option(..., "--out", help="run folder"),
+) -> None:
+    """Predict affinities blockwise with the default or a given model."""
+    _not_built("predict", 3)
+
+
+@app.command()
+def segment(
+    input: str = typer.Argument(..., help="raw EM array"),
+    out: Path = typer.Option(..., "--out", help="run folder"),
+) -> None:
+    """Run predict, fragments, agglomeration, relabel, skeletonize, evaluate and export."""
+    _not_built("segment", 8)
+
+
+@app.command()
+def evaluate(
+    run_dir: Optional[Path] = typer.Argument(None, help="run folder"),
+    gt: str = typer.Option(..., "--gt", help="ground-truth label array"),
+) -> None:
+    """Score a segmentation against ground truth: ERL/NERL, VOI, adapted Rand."""
+    _not_built("evaluate", 5)
+
+
+@app.command()
+def skeletonize(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
+    """Skeletonize every segment with kimimaro (nodes in nm)."""
+    _not_built("skeletonize", 5)
+
+
+@app.command()
+def export(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
+    """Export the connectome as SONATA, NIR or CSV."""
+    _not_built("export", 6)
+
+
+@app.command()
+def simulate(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
+    """Run the exported connectome in Brian2."""
+    _not_built("simulate", 6)
+
+
+@app.command()
+def proofread(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
+    """Open the run in napari for merge/split/undo proofreading."""
+    _not_built("proofread", 7)
+
+
+def main() -> None:
+    """Entry point: run the app and turn library errors into one line and exit code 1."""
+    try:
+        app()
+    except AxonsegError as err:
+        if _state["debug"]:
+            raise
+        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: run the same command again to resume", err=True, fg=typer.colors.YELLOW)
+        sys.exit(130)
+    except OSError as err:
+        if _state["debug"]:
+            raise
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        typer.secho(f"error: {where}{err.strerror or err}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""A lazy 3D array that knows where it sits in the world: voxel size and offset in nm, zyx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from axonseg.errors import InputError
+
+Triple = tuple[float, float, float]
+
+
+def check_voxel_size(voxel_size: Any, what: str = "voxel_size") -> Triple:
+    """Return ``voxel_size`` as a float zyx triple in nm, or raise naming ``what``.
+
+    Args:
+        voxel_size: three positive numbers (nm, zyx).
+        what: the parameter name used in the error message.
+    """
+    if voxel_size is None:
+        raise InputError(f"{what} is missing: expected three positive numbers in nm (z y x)")
+    try:
+        values = tuple(float(v) for v in voxel_size)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}={voxel_size!r}: expected three positive numbers in nm (z y x)") from None
+    if len(values) != 3:
+        raise InputError(f"{what}={list(values)} has {len(values)} values: expected three (z y x, nm)")
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"{what}={list(values)}: every value must be a positive number of nm")
+    return values  # type: ignore[return-value]
+
+
+@dataclass
+class Volume:
+    """A 3D (or channel + 3D) lazy array with its world geometry.
+
+    Attributes:
+        data: dask array, axis order ``zyx`` or ``czyx`` (channels first).
+        voxel_size: voxel size in nm, zyx.
+        offset: world position of voxel (0, 0, 0) in nm, zyx.
+        source: where the data came from (path and dataset), for messages.
+        attrs: free-form metadata read with the array (for example affinity offsets).
+    """
+
+    data: da.Array
+    voxel_size: Triple
+    offset: Triple = (0.0, 0.0, 0.0)
+    source: str = "<memory>"
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape in voxels (``zyx`` or ``czyx``)."""
+        return tuple(int(s) for s in self.data.shape)
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        """The last three axes' shape in voxels (zyx)."""
+        return tuple(int(s) for s in self.data.shape[-3:])  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def extent_nm(self) -> Triple:
+        """Size of the volume in nm, zyx."""
+        return tuple(s * v for s, v in zip(self.spatial_shape, self.voxel_size))  # type: ignore[return-value]
+
+    def to_voxel(self, points_nm: np.ndarray) -> np.ndarray:
+        """Convert world points ``(N, 3)`` in nm (zyx) into integer voxel indices of this array."""
+        points = np.asarray(points_nm, dtype=np.float64)
+        return np.floor((points - np.asarray(self.offset)) / np.asarray(self.voxel_size)).astype(np.int64)

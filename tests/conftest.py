@@ -1,0 +1,37 @@
+"""Shared fixtures: small generated volumes and the path of the real FIB-SEM data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIB_PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
+
+
+@pytest.fixture
+def raw_volume() -> np.ndarray:
+    """A 20x48x40 uint8 volume with structure (a gradient plus noise), zyx."""
+    rng = np.random.default_rng(0)
+    z, y, x = np.meshgrid(np.arange(20), np.arange(48), np.arange(40), indexing="ij")
+    return ((z * 5 + y * 2 + x + rng.integers(0, 30, z.shape)) % 256).astype(np.uint8)
+
+
+@pytest.fixture
+def label_volume() -> np.ndarray:
+    """A 20x48x40 uint32 volume of 8 boxes (ids 1..8), zyx."""
+    labels = np.zeros((20, 48, 40), dtype=np.uint32)
+    labels[:10, :24, :20] = 1
+    labels[:10, :24, 20:] = 2
+    labels[:10, 24:, :20] = 3
+    labels[:10, 24:, 20:] = 4
+    labels[10:] = labels[:10] + 4
+    return labels
+
+
+@pytest.fixture
+def fib_path() -> Path:
+    if not FIB_PATH.exists():
+        pytest.skip(f"real FIB-SEM data not found at {FIB_PATH} (needs ../shared)")
+    return FIB_PATH

@@ -1,0 +1,1 @@
+"""napari plugin for proofreading axonseg runs (npe2 manifest: napari.yaml)."""
