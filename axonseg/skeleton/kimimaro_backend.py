@@ -1,0 +1,201 @@
+"""Skeletonize one zyx label block with kimimaro into world-coordinate graphs (nm).
+
+kimimaro indexes arrays xyz; this module is the only place that crosses between the two orders.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import cc3d
+import fastremap
+import numpy as np
+
+from axonseg.errors import InputError
+from axonseg.io.volume import check_voxel_size
+from axonseg.skeleton.graph import AxonGraph
+from axonseg.skeleton.params import SkeletonParams
+
+logger = logging.getLogger(__name__)
+
+
+def check_labels(labels: np.ndarray, what: str = "labels") -> np.ndarray:
+    """Return ``labels`` as a numpy array if it is a 3D non-negative integer volume, else raise.
+
+    Args:
+        labels: label volume, zyx, 0 = background.
+        what: the array's name in error messages.
+    """
+    if not isinstance(labels, np.ndarray):
+        raise InputError(f"{what} is a {type(labels).__name__}: expected a numpy array (z y x)")
+    if labels.ndim != 3:
+        raise InputError(f"{what} has {labels.ndim} dimensions (shape {labels.shape}): expected 3 (z y x)")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"{what} has dtype {labels.dtype}: expected an integer dtype")
+    if np.issubdtype(labels.dtype, np.signedinteger) and labels.size and labels.min() < 0:
+        raise InputError(f"{what} has negative values: expected labels >= 0 (0 = background)")
+    return labels
+
+
+def check_offset(offset_nm: Sequence[float], what: str = "offset_nm") -> np.ndarray:
+    """Return ``offset_nm`` as a float64 zyx vector in nm, or raise naming ``what``."""
+    try:
+        offset = np.asarray(offset_nm, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}={offset_nm!r}: expected three numbers in nm (z y x)") from None
+    if offset.shape != (3,) or not np.all(np.isfinite(offset)):
+        raise InputError(f"{what}={offset_nm!r}: expected three finite numbers in nm (z y x)")
+    return offset
+
+
+def remove_interior_dust(
+    labels: np.ndarray, dust_threshold: int, open_faces: Sequence[bool] = (True,) * 6
+) -> np.ndarray:
+    """Zero the connected components of at most ``dust_threshold`` voxels that touch no open face.
+
+    A component touching an open face (one with more data beyond it) may continue outside the
+    block, so only the whole volume can tell whether it is dust; dropping it here would cut a
+    gap into the skeleton. Components elsewhere are seen whole and follow kimimaro's rule.
+
+    Args:
+        labels: label block, zyx.
+        dust_threshold: size in voxels at or below which a component is removed.
+        open_faces: six flags, faces in the order z-low, z-high, y-low, y-high, x-low, x-high.
+
+    Returns:
+        A label array (same dtype) without the small components that touch no open face.
+    """
+    components = cc3d.connected_components(labels, connectivity=26)
+    ids, counts = fastremap.unique(components, return_counts=True)
+    face_slices = [np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1], np.s_[:, :, 0], np.s_[:, :, -1]]
+    faces = [components[sl].ravel() for sl, is_open in zip(face_slices, open_faces) if is_open]
+    touching = fastremap.unique(np.concatenate(faces)) if faces else np.zeros(0, dtype=components.dtype)
+    dust = np.setdiff1d(ids[(counts <= dust_threshold) & (ids != 0)], touching)
+    if len(dust) == 0:
+        return labels
+    return np.where(np.isin(components, dust), 0, labels).astype(labels.dtype, copy=False)
+
+
+def check_write_slices(write_slices: Sequence[slice], shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Return the write region's ``(start, stop)`` zyx voxel vectors inside a block of ``shape``."""
+    if len(write_slices) != 3:
+        raise InputError(f"write_slices has {len(write_slices)} entries: expected three slices (z y x)")
+    bounds = [sl.indices(int(n))[:2] if sl.step in (None, 1) else (0, -1) for sl, n in zip(write_slices, shape)]
+    start, stop = (np.array(b, dtype=np.int64) for b in zip(*bounds))
+    if np.any(stop <= start):
+        raise InputError(f"write_slices={list(write_slices)}: expected a non-empty region inside shape {tuple(shape)}")
+    return start, stop
+
+
+def crop_to_write_region(
+    graph: AxonGraph, indices: np.ndarray, start: np.ndarray, stop: np.ndarray
+) -> AxonGraph:
+    """Keep the part of a block's skeleton that the block owns, plus one-edge stubs into neighbours.
+
+    A stub (an edge from an owned node to a node outside) is kept by one side of each block
+    face only: the side whose neighbour comes later in C order of the block grid, i.e. the first
+    axis (z, y, x) on which the outside node leaves the write region points upwards. So every
+    crossing is stitched once, by the lower block.
+
+    Args:
+        graph: the block's skeleton of one segment.
+        indices: ``(N, 3)`` voxel indices (zyx, within the block) of the graph's nodes.
+        start, stop: the write region in voxels (zyx, within the block), stop exclusive.
+
+    Returns:
+        The cropped graph; its ``open_ends`` are the kept stub nodes.
+    """
+    below, above = indices < start, indices >= stop
+    owned = ~(below | above).any(axis=1)
+    outside = below | above
+    first_axis = np.argmax(outside, axis=1)
+    points_up = above[np.arange(len(indices)), first_axis]
+    u, v = graph.edges[:, 0], graph.edges[:, 1]
+    keep = (owned[u] & owned[v]) | (owned[u] & points_up[v]) | (owned[v] & points_up[u])
+    edges = graph.edges[keep]
+    stub = np.zeros(graph.n_nodes, dtype=bool)
+    stub[edges.ravel()] = True
+    stub &= ~owned
+    kept = owned | stub
+    new_index = np.cumsum(kept) - 1
+    return AxonGraph(
+        graph.segment_id,
+        graph.nodes_nm[kept],
+        new_index[edges],
+        graph.radii_nm[kept],
+        open_ends=new_index[np.flatnonzero(stub)],
+    )
+
+
+def skeletonize_block(
+    labels_block: np.ndarray,
+    voxel_size: Sequence[float],
+    offset_nm: Sequence[float] = (0.0, 0.0, 0.0),
+    params: SkeletonParams | None = None,
+    write_slices: Sequence[slice] | None = None,
+) -> dict[int, AxonGraph]:
+    """Skeletonize every segment of one label block.
+
+    Args:
+        labels_block: label volume, zyx, integer dtype, 0 = background: the block's read
+            region (its write region plus context on every side that has a neighbour).
+        voxel_size: voxel size in nm, zyx.
+        offset_nm: world position in nm (zyx) of the corner of voxel (0, 0, 0) of the block.
+        params: kimimaro settings; ``None`` gives the AxonEM defaults.
+        write_slices: the region this block owns, as voxel slices (zyx) into ``labels_block``.
+            Skeleton nodes outside it are dropped, except one-edge stubs that
+            :func:`axonseg.skeleton.join_skeletons` attaches to the neighbour's skeleton.
+            ``None``: the block owns all of ``labels_block`` (a whole volume). The dust rule
+            spares components that touch a face beyond which the block has context (they may
+            be larger than what the block sees); elsewhere it is kimimaro's.
+
+    Returns:
+        ``{segment_id: AxonGraph}`` with nodes at voxel centres in world nm (zyx) and radii in
+        nm; segments whose skeleton lies wholly outside the write region are left out.
+    """
+    labels_block = check_labels(labels_block, "labels_block")
+    voxel = np.asarray(check_voxel_size(voxel_size, "voxel_size"), dtype=np.float64)
+    offset = check_offset(offset_nm)
+    params = params or SkeletonParams()
+    if labels_block.size == 0:
+        return {}
+    region = None if write_slices is None else check_write_slices(write_slices, labels_block.shape)
+
+    dust = params.dust_threshold
+    if region is not None and dust > 0:
+        start, stop = region
+        open_faces = [flag for axis in range(3) for flag in (start[axis] > 0, stop[axis] < labels_block.shape[axis])]
+        labels_block = remove_interior_dust(labels_block, dust, open_faces)
+        dust = 0
+
+    import kimimaro
+
+    # kimimaro wants xyz: the transpose is a view, and the anisotropy is reversed to match.
+    skeletons = kimimaro.skeletonize(
+        labels_block.T,
+        teasar_params=params.teasar_params(),
+        anisotropy=tuple(voxel[::-1]),
+        dust_threshold=dust,
+        fix_branching=params.fix_branching,
+        fix_borders=params.fix_borders,
+        fill_holes=params.fill_holes,
+        parallel=params.parallel,
+        progress=False,
+    )
+    graphs: dict[int, AxonGraph] = {}
+    for segment_id, skeleton in skeletons.items():
+        vertices_zyx = np.asarray(skeleton.vertices, dtype=np.float64)[:, ::-1]
+        # kimimaro traces on the voxel grid: recover exact indices from its float32 positions
+        # so that adjacent blocks compute identical world coordinates for a shared voxel.
+        indices = np.rint(vertices_zyx / voxel).astype(np.int64)
+        nodes = offset + (indices + 0.5) * voxel
+        edges = np.asarray(skeleton.edges, dtype=np.int64).reshape(-1, 2)
+        edges = edges[edges[:, 0] != edges[:, 1]]
+        graph = AxonGraph(int(segment_id), nodes, edges, np.asarray(skeleton.radius))
+        if region is not None:
+            graph = crop_to_write_region(graph, indices, *region)
+        if graph.n_nodes:
+            graphs[int(segment_id)] = graph
+    logger.debug("skeletonized %d segments in a block of shape %s", len(graphs), labels_block.shape)
+    return graphs
