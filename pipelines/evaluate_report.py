@@ -1,0 +1,276 @@
+"""Evaluation report files: ``evaluation.json`` and a one-page ``evaluation.html`` with plots,
+and a rich table of the same figures for the terminal.
+
+Input is what :mod:`axonseg.evaluate` computes (summary dicts, per-skeleton lengths, run
+lengths, ranked split/merge lists); this module only formats and writes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axonseg.errors import OutputExistsError
+
+#: Columns of the summary table, in order (missing keys show as "-").
+TABLE_COLUMNS = ("threshold", "erl_nm", "gt_erl_nm", "nerl", "voi_split", "voi_merge", "arand", "n_split", "n_merge")
+_WORST_ROWS = 10
+
+
+def write_report(
+    summary_rows: Sequence[dict],
+    best: dict,
+    skeleton_lengths_nm: np.ndarray | Sequence[float],
+    run_lengths_nm: np.ndarray | Sequence[float],
+    split_list: Any,
+    merge_list: Any,
+    out_dir: Path,
+    overwrite: bool = False,
+    title: str = "axonseg evaluation",
+) -> tuple[Path, Path]:
+    """Write ``evaluation.json`` and ``evaluation.html`` into ``out_dir``.
+
+    Args:
+        summary_rows: one summary dict per evaluated segmentation (e.g. per agglomeration
+            threshold, key ``threshold``), each with at least the
+            :data:`axonseg.evaluate.SUMMARY_KEYS`.
+        best: the chosen row (drawn highlighted).
+        skeleton_lengths_nm: gt skeleton lengths L_s, nm (``ErlResult.skeleton_lengths_nm``).
+        run_lengths_nm: correct run lengths C[s, k] of the best segmentation, nm
+            (``ErlResult.run_lengths_nm``).
+        split_list: ranked splits, a ``SplitList`` or its ``to_records()`` list.
+        merge_list: ranked merges, a ``MergeList`` or its ``to_records()`` list.
+        out_dir: directory to write into (created if missing).
+        overwrite: replace existing report files; otherwise raise.
+        title: page title.
+
+    Returns:
+        Paths of the JSON and HTML files.
+
+    Raises:
+        OutputExistsError: a report file exists and ``overwrite`` is False.
+    """
+    out_dir = Path(out_dir)
+    json_path, html_path = out_dir / "evaluation.json", out_dir / "evaluation.html"
+    for path in (json_path, html_path):
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path} exists: pass overwrite=True to replace the report")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [_jsonable(dict(row)) for row in summary_rows]
+    best_row = _jsonable(dict(best))
+    splits = _records(split_list)
+    merges = _records(merge_list)
+    lengths = np.asarray(skeleton_lengths_nm, dtype=np.float64)
+    runs = np.asarray(run_lengths_nm, dtype=np.float64)
+
+    payload = {
+        "best": best_row,
+        "rows": rows,
+        "skeletons": _length_stats(lengths),
+        "runs": _length_stats(runs),
+        "splits": splits,
+        "merges": merges,
+    }
+    json_path.write_text(json.dumps(payload, indent=2, allow_nan=False))
+    figures = {
+        "ERL and NERL against threshold": _plot_erl(rows, best_row),
+        "VOI split against VOI merge": _plot_voi(rows, best_row),
+        "Skeleton and run lengths": _plot_lengths(lengths, runs),
+    }
+    html_path.write_text(_html_page(title, rows, best_row, figures, splits[:_WORST_ROWS], merges[:_WORST_ROWS]))
+    return json_path, html_path
+
+
+def summary_table(summary_rows: Sequence[dict], best: dict | None = None):
+    """A ``rich.table.Table`` of the summary rows, the best one in bold green."""
+    from rich.table import Table
+
+    table = Table(title="evaluation")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="right")
+    for row in summary_rows:
+        style = "bold green" if best is not None and _same_row(row, best) else None
+        table.add_row(*[_format(row.get(column)) for column in TABLE_COLUMNS], style=style)
+    return table
+
+
+def print_summary(summary_rows: Sequence[dict], best: dict | None = None, console=None) -> None:
+    """Print :func:`summary_table` on a rich console (stdout by default)."""
+    from rich.console import Console
+
+    (console or Console()).print(summary_table(summary_rows, best))
+
+
+def _records(items: Any) -> list[dict]:
+    records = items.to_records() if hasattr(items, "to_records") else list(items or [])
+    return [_jsonable(dict(record)) for record in records]
+
+
+def _jsonable(value: Any) -> Any:
+    """Numpy scalars/arrays to Python, NaN/inf to None, recursively."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(item) for item in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _length_stats(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {"count": 0}
+    return {
+        "count": int(len(values)),
+        "total_nm": float(values.sum()),
+        "mean_nm": float(values.mean()),
+        "median_nm": float(np.median(values)),
+        "max_nm": float(values.max()),
+        "length_weighted_mean_nm": float(np.dot(values, values) / values.sum()) if values.sum() > 0 else None,
+    }
+
+
+def _same_row(row: dict, best: dict) -> bool:
+    return all(row.get(key) == best.get(key) for key in TABLE_COLUMNS if key in best)
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(6.0, 4.0), dpi=100, layout="constrained")
+
+
+def _png_base64(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")  # Figure has its own Agg canvas: no pyplot, no display
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _x_values(rows: list[dict]) -> tuple[list[float], str]:
+    if rows and all(isinstance(row.get("threshold"), (int, float)) for row in rows):
+        return [float(row["threshold"]) for row in rows], "threshold"
+    return [float(i) for i in range(len(rows))], "row"
+
+
+def _plot_erl(rows: list[dict], best: dict) -> str:
+    figure = _figure()
+    axis = figure.add_subplot()
+    x, label = _x_values(rows)
+    erl = [np.nan if row.get("erl_nm") is None else row["erl_nm"] for row in rows]
+    nerl = [np.nan if row.get("nerl") is None else row["nerl"] for row in rows]
+    axis.plot(x, erl, "o-", color="tab:blue", label="ERL")
+    axis.set_xlabel(label)
+    axis.set_ylabel("ERL (nm)", color="tab:blue")
+    twin = axis.twinx()
+    twin.plot(x, nerl, "s--", color="tab:orange", label="NERL")
+    twin.set_ylabel("NERL", color="tab:orange")
+    twin.set_ylim(0, 1.05)
+    for row, xi in zip(rows, x):
+        if _same_row(row, best) and row.get("erl_nm") is not None:
+            axis.plot([xi], [row["erl_nm"]], "*", color="tab:green", markersize=16, label="best")
+    axis.set_title("ERL and NERL")
+    return _png_base64(figure)
+
+
+def _plot_voi(rows: list[dict], best: dict) -> str:
+    figure = _figure()
+    axis = figure.add_subplot()
+    merge = [row.get("voi_merge", np.nan) for row in rows]
+    split = [row.get("voi_split", np.nan) for row in rows]
+    axis.plot(merge, split, "o-", color="tab:purple")
+    x, _ = _x_values(rows)
+    for xi, m, s in zip(x, merge, split):
+        axis.annotate(f"{xi:g}", (m, s), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if best.get("voi_merge") is not None:
+        axis.plot([best["voi_merge"]], [best["voi_split"]], "*", color="tab:green", markersize=16)
+    axis.set_xlabel("VOI merge (bits)")
+    axis.set_ylabel("VOI split (bits)")
+    axis.set_title("VOI split against merge")
+    return _png_base64(figure)
+
+
+def _plot_lengths(lengths: np.ndarray, runs: np.ndarray) -> str:
+    figure = _figure()
+    axis = figure.add_subplot()
+    positive = np.concatenate([lengths[lengths > 0], runs[runs > 0]])
+    if len(positive):
+        low, high = positive.min(), positive.max()
+        bins = np.geomspace(low, high * 1.001, 40) if high > low else np.array([low * 0.9, high * 1.1])
+        axis.hist(lengths[lengths > 0], bins=bins, alpha=0.6, label="gt skeleton length")
+        axis.hist(runs[runs > 0], bins=bins, alpha=0.6, label="correct run length")
+        axis.set_xscale("log")
+        axis.legend()
+    axis.set_xlabel("length (nm)")
+    axis.set_ylabel("count")
+    axis.set_title("Skeleton lengths with run lengths")
+    return _png_base64(figure)
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], highlight: Sequence[bool] = ()) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        css = ' class="best"' if i < len(highlight) and highlight[i] else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(_format(v))}</td>" for v in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _nm(values: Any) -> str:
+    return "(" + ", ".join(f"{v:.0f}" for v in values) + ")" if values is not None else "-"
+
+
+def _html_page(title, rows, best, figures, splits, merges) -> str:
+    summary = _html_table(
+        TABLE_COLUMNS, [[row.get(c) for c in TABLE_COLUMNS] for row in rows], [_same_row(r, best) for r in rows]
+    )
+    split_table = _html_table(
+        ["rank", "skeleton", "segments", "location zyx (nm)", "split edges", "ERL gain (nm)"],
+        [[i + 1, s["skeleton_id"], " + ".join(map(str, s["segment_ids"])), _nm(s["location_nm"]), s["n_edges"],
+          s["erl_gain_nm"]] for i, s in enumerate(splits)],
+    )
+    merge_table = _html_table(
+        ["rank", "segment", "skeletons", "location zyx (nm)", "involved length (nm)", "ERL loss (nm)", "mask voxels"],
+        [[i + 1, m["segment_id"], ", ".join(map(str, m["skeleton_ids"])), _nm(m["location_nm"]),
+          m["involved_length_nm"], m["erl_loss_nm"], m["mask_voxels"]] for i, m in enumerate(merges)],
+    )
+    images = "".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"/>'
+        f"<figcaption>{html.escape(name)}</figcaption></figure>"
+        for name, data in figures.items()
+    )
+    best_line = ", ".join(f"{k} = {html.escape(_format(best.get(k)))}" for k in TABLE_COLUMNS if k in best)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+tr.best {{ background: #d8f5d0; font-weight: bold; }}
+figure {{ display: inline-block; margin: 0 1em 1em 0; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Best: {best_line}</p>
+<h2>Summary</h2>{summary}
+<h2>Plots</h2>{images}
+<h2>Ten worst splits</h2><p>Ranked by ERL gained when the two segments are joined.</p>{split_table}
+<h2>Ten worst merges</h2><p>Ranked by ERL lost to the merge.</p>{merge_table}
+</body></html>
+"""
