@@ -123,7 +123,7 @@ def run_blockwise(
         else:
             _run_distributed(todo, run_one, progress, n_workers, address)
     summary = RunSummary(len(blocks), skipped, len(todo), time.perf_counter() - start)
-    logger.info("%s: %d blocks processed, %d skipped in %.1f s", description, summary.processed, skipped, summary.seconds)
+    logger.debug("%s: %d blocks processed, %d skipped in %.1f s", description, summary.processed, skipped, summary.seconds)
     return summary
 
 

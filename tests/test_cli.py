@@ -1,0 +1,66 @@
+"""The CLI: --help with units for every command, and one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from axonseg.cli import app
+
+runner = CliRunner()
+CONTRACT = ["demo", "synth", "ingest", "train", "segment", "evaluate", "skeletonize", "export", "simulate", "proofread"]
+
+
+def _axonseg(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "axonseg.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", CONTRACT)
+def test_every_contract_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+@pytest.mark.parametrize("command", ["synth", "ingest"])
+def test_help_states_units(command: str) -> None:
+    text = runner.invoke(app, [command, "--help"], terminal_width=200).output
+    assert "nm" in text and "z y x" in text
+
+
+def test_missing_input_is_one_line_without_traceback(tmp_path: Path) -> None:
+    result = _axonseg("ingest", str(tmp_path / "missing.h5:raw"), str(tmp_path / "out.zarr"), "--voxel-size", "30", "8", "8")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "missing.h5: no such file" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_bad_voxel_size_names_the_parameter(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.zeros((4, 8, 8), np.uint8))
+    result = _axonseg("ingest", str(tmp_path / "a.npy"), str(tmp_path / "out.zarr"), "--voxel-size", "0", "8", "8")
+    assert result.returncode == 1 and "voxel_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = _axonseg("--debug", "ingest", str(tmp_path / "missing.npy"), str(tmp_path / "o.zarr"), "--voxel-size", "1", "1", "1")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_unbuilt_stage_says_so(tmp_path: Path) -> None:
+    result = _axonseg("export", str(tmp_path))
+    assert result.returncode == 1 and "not built yet" in result.stderr
+
+
+def test_ingest_then_existing_output_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8))
+    first = _axonseg("-q", "ingest", str(tmp_path / "a.npy"), str(tmp_path / "out.zarr"), "--voxel-size", "30", "8", "8")
+    assert first.returncode == 0, first.stderr
+    second = _axonseg("-q", "ingest", str(tmp_path / "a.npy"), str(tmp_path / "out.zarr"), "--voxel-size", "30", "8", "8")
+    assert second.returncode == 1 and "--overwrite" in second.stderr
