@@ -52,13 +52,29 @@ def _windows(block: np.ndarray, factor: Sequence[int]) -> np.ndarray:
     return windows.reshape(z, y, x, fz * fy * fx)
 
 
+def _mean(block: np.ndarray, factor: Sequence[int]) -> np.ndarray:
+    """Window means by summing reshaped axes (no transposed copy); integers round half up."""
+    pad = [(0, (-s) % f) for s, f in zip(block.shape, factor)]
+    if any(p[1] for p in pad):
+        block = np.pad(block, pad, mode="edge")
+    fz, fy, fx = factor
+    z, y, x = (s // f for s, f in zip(block.shape, factor))
+    n = fz * fy * fx
+    grouped = block.reshape(z, fz, y, fy, x, fx)
+    if np.issubdtype(block.dtype, np.integer) and block.dtype.itemsize <= 2:
+        total = grouped.sum(axis=(1, 3, 5), dtype=np.int64)
+        return ((total + n // 2) // n).astype(block.dtype)
+    mean = grouped.mean(axis=(1, 3, 5), dtype=np.float64)
+    return (np.rint(mean) if np.issubdtype(block.dtype, np.integer) else mean).astype(block.dtype)
+
+
 def downsample(block: np.ndarray, factor: Sequence[int], mode: Mode = "mean") -> np.ndarray:
     """Downsample a zyx block by an integer ``factor`` per axis.
 
     Args:
         block: zyx array; its shape need not be a multiple of ``factor`` (the far edge repeats).
         factor: downsampling factor per axis (zyx).
-        mode: ``mean`` (EM; rounded for integer dtypes), ``mode`` (labels: most frequent value
+        mode: ``mean`` (EM; integers round half up), ``mode`` (labels: most frequent value
             per window, ties to the smallest) or ``strided`` (labels: the first voxel per window).
 
     Returns:
@@ -68,12 +84,9 @@ def downsample(block: np.ndarray, factor: Sequence[int], mode: Mode = "mean") ->
         raise ConfigError(f"downsample: expected a 3D block, got shape {block.shape}")
     if mode == "strided":
         return np.ascontiguousarray(block[:: factor[0], :: factor[1], :: factor[2]])
-    windows = _windows(block, factor)
     if mode == "mean":
-        mean = windows.mean(axis=-1, dtype=np.float64)
-        if np.issubdtype(block.dtype, np.integer):
-            return np.rint(mean).astype(block.dtype)
-        return mean.astype(block.dtype)
+        return _mean(block, factor)
+    windows = _windows(block, factor)
     if mode == "mode":
         ordered = np.sort(windows, axis=-1)
         # count, for each sorted value, how many window entries equal it; keep the most frequent
