@@ -25,6 +25,7 @@ app = typer.Typer(
 _state = {"debug": False}
 
 VOXEL_HELP = "voxel size in nm, three numbers z y x (e.g. 30 8 8)"
+SCHEDULER_HELP = "synchronous, threads[:N], local[:N] (dask LocalCluster) or tcp://host:port"
 
 
 def _setup_logging(level: int) -> None:
@@ -81,7 +82,7 @@ def ingest(
     labels: bool = typer.Option(False, "--labels", help="the input is a label volume (integer ids; mode pyramid)"),
     chunks: Tuple[int, int, int] = typer.Option((64, 64, 64), "--chunks", help="chunk shape in voxels, z y x"),
     levels: int = typer.Option(4, "--levels", help="coarser pyramid levels to build (at most)"),
-    scheduler: str = typer.Option("threads", "--scheduler", help="synchronous, threads[:N], local[:N] or tcp://host:port"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output (else an interrupted ingest resumes)"),
 ) -> None:
     """Convert any supported array into chunked zarr v3 with an OME-Zarr pyramid."""
@@ -137,17 +138,58 @@ def segment(
 
 @app.command()
 def evaluate(
-    run_dir: Optional[Path] = typer.Argument(None, help="run folder"),
-    gt: str = typer.Option(..., "--gt", help="ground-truth label array"),
+    run_dir: Optional[Path] = typer.Argument(None, help="run folder (evaluates every agglomeration threshold)"),
+    gt: Optional[str] = typer.Option(None, "--gt", help="ground-truth label array; in a run defaults to volume.zarr/labels"),
+    pred: Optional[str] = typer.Option(None, "--pred", help="score any plain segmentation array instead of a run"),
+    voxel_size: Optional[Tuple[float, float, float]] = typer.Option(None, "--voxel-size", help=VOXEL_HELP + "; only for arrays whose files carry none"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the summary JSON here (erl_nm, gt_erl_nm, nerl, voi_split, voi_merge, arand, n_split, n_merge)"),
+    mask: Optional[str] = typer.Option(None, "--mask", help="ground-truth mask of non-axon voxels (nonzero = not an axon)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="evaluation config YAML (see configs/evaluate.yaml)"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
+    restart: bool = typer.Option(False, "--restart", help="discard partial results of an earlier, different evaluation"),
 ) -> None:
-    """Score a segmentation against ground truth: ERL/NERL, VOI, adapted Rand."""
-    _not_built("evaluate", 5)
+    """Score a segmentation against ground truth: ERL/NERL (nm), VOI split/merge (bits), adapted Rand."""
+    import shutil
+
+    from axonseg.errors import InputError
+    from axonseg.pipelines.evaluate import evaluate_arrays_blockwise, evaluate_run, load_evaluate_config
+    from axonseg.pipelines.evaluate_report import print_summary
+
+    if (run_dir is None) == (pred is None):
+        raise InputError("evaluate: give exactly one of RUN_DIR or --pred ARRAY")
+    if pred is not None and gt is None:
+        raise InputError("evaluate --pred: --gt GT_ARRAY is required")
+    settings = load_evaluate_config(config)
+    if pred is not None:
+        report = evaluate_arrays_blockwise(pred, gt, _triple(voxel_size, "--voxel-size"), json_out, settings,
+                                           scheduler=scheduler, mask=mask)
+    else:
+        report = evaluate_run(run_dir, gt, settings, scheduler=scheduler, restart=restart, mask=mask)
+        if json_out is not None:
+            shutil.copyfile(report.json_path, json_out)
+    print_summary(report.rows, report.best)
+    typer.echo(f"report: {report.html_path}")
 
 
 @app.command()
-def skeletonize(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
-    """Skeletonize every segment with kimimaro (nodes in nm)."""
-    _not_built("skeletonize", 5)
+def skeletonize(
+    run_dir: Path = typer.Argument(..., help="run folder"),
+    config: Optional[Path] = typer.Option(None, "--config", help="skeleton config YAML (see configs/skeletonize.yaml)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="agglomeration threshold whose LUT to use; default segmentation/, else the best evaluated"),
+    block_shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--block-shape", help="block shape in voxels, z y x"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
+    restart: bool = typer.Option(False, "--restart", help="start again after a config change"),
+) -> None:
+    """Skeletonize every segment with kimimaro (AxonEM TEASAR parameters; nodes in nm, zyx)."""
+    from axonseg.config import validate_config
+    from axonseg.pipelines.skeletonize import SkeletonizeConfig, load_skeletonize_config, run_skeletonize
+
+    settings = load_skeletonize_config(config)
+    overrides = {k: v for k, v in {"threshold": threshold, "block_shape": block_shape}.items() if v is not None}
+    if overrides:
+        settings = validate_config(SkeletonizeConfig, {**settings.model_dump(), **overrides}, "command line")
+    result = run_skeletonize(run_dir, settings, scheduler=scheduler, restart=restart)
+    typer.echo(f"wrote {result.skeleton_dir}: {result.n_segments} skeletons, {result.total_length_nm / 1000:.1f} um")
 
 
 @app.command()

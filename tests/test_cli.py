@@ -64,3 +64,25 @@ def test_ingest_then_existing_output_refused(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     second = _axonseg("-q", "ingest", str(tmp_path / "a.npy"), str(tmp_path / "out.zarr"), "--voxel-size", "30", "8", "8")
     assert second.returncode == 1 and "--overwrite" in second.stderr
+
+
+def test_evaluate_pred_against_itself_writes_contract_json(tmp_path: Path) -> None:
+    import json
+
+    labels = np.zeros((12, 48, 48), dtype=np.uint32)
+    labels[:, 8:20, 8:20] = 1  # two tubes along z
+    labels[:, 28:40, 26:38] = 2
+    np.save(tmp_path / "gt.npy", labels)
+    result = _axonseg("-q", "evaluate", "--pred", str(tmp_path / "gt.npy"), "--gt", str(tmp_path / "gt.npy"),
+                      "--voxel-size", "30", "8", "8", "--json", str(tmp_path / "out.json"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out.json").read_text())
+    for key in ("erl_nm", "gt_erl_nm", "nerl", "voi_split", "voi_merge", "arand", "n_split", "n_merge"):
+        assert key in summary
+    assert summary["nerl"] == pytest.approx(1.0) and summary["voi_split"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["arand"] == pytest.approx(0.0, abs=1e-9) and summary["gt_erl_nm"] > 200
+
+
+def test_evaluate_needs_run_or_pred(tmp_path: Path) -> None:
+    result = _axonseg("evaluate", "--gt", str(tmp_path / "gt.npy"))
+    assert result.returncode == 1 and "exactly one of RUN_DIR or --pred" in result.stderr

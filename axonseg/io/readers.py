@@ -195,7 +195,8 @@ def _open_h5(address: Address, chunks: Sequence[int] | None) -> tuple[da.Array, 
     if key not in handle or not isinstance(handle[key], h5py.Dataset):
         raise InputError(f"{address.path}: no dataset '{key}' in the file")
     dataset = handle[key]
-    data = da.from_array(dataset, chunks=_default_chunks(dataset.shape, dataset.chunks[-3:] if dataset.chunks and chunks is None else chunks))
+    lazy = _H5Array(address.path, key, dataset.shape, dataset.dtype)
+    data = da.from_array(lazy, chunks=_default_chunks(dataset.shape, dataset.chunks[-3:] if dataset.chunks and chunks is None else chunks))
     meta: dict[str, Any] = {"attrs": {}}
     size, offset = _voxel_from_attrs({**dict(handle.attrs), **dict(dataset.attrs)})
     if size is None:
@@ -207,6 +208,28 @@ def _open_h5(address: Address, chunks: Sequence[int] | None) -> tuple[da.Array, 
     if offset is not None:
         meta["offset"] = offset
     return data, meta
+
+
+class _H5Array:
+    """Read access to one h5 dataset that pickles as (path, key), so process workers can use it.
+
+    The file is opened on first read in each process and kept open for later reads.
+    """
+
+    def __init__(self, path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.key = Path(path), key
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+        self._dataset: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_dataset": None}
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self._dataset is None:
+            import h5py
+
+            self._dataset = h5py.File(self.path, "r")[self.key]
+        return self._dataset[key]
 
 
 def _open_tif(address: Address, chunks: Sequence[int] | None) -> tuple[da.Array, dict[str, Any]]:

@@ -113,3 +113,13 @@ def test_fib_medulla_opens_with_its_resolution(fib_path: Path) -> None:
     assert volume.shape == (250, 250, 250)
     assert volume.voxel_size == (10.0, 10.0, 10.0)
     assert volume.dtype == np.uint8
+
+
+def test_h5_volume_pickles_for_process_workers(tmp_path: Path, raw_volume: np.ndarray) -> None:
+    import pickle
+
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["raw"] = raw_volume
+    volume = open_volume(f"{tmp_path / 'v.h5'}:raw", voxel_size=(1, 1, 1))
+    clone = pickle.loads(pickle.dumps(volume.data))
+    np.testing.assert_array_equal(clone[2:5].compute(), raw_volume[2:5])

@@ -1,0 +1,142 @@
+"""``axonseg skeletonize``: skeletons of every segment of a run, blockwise and resumable.
+
+Reads ``RUN/volume.zarr/segmentation`` (or the fragments with the chosen LUT applied per
+block) and writes ``RUN/skeletons/{nodes,edges}.parquet`` and ``RUN/skeletons/swc/<id>.swc``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from axonseg.blockwise import DoneMarkers, Roi
+from axonseg.config import IntTriple, StrictModel, config_hash, load_config, save_resolved
+from axonseg.skeleton import AxonGraph, SkeletonParams
+from axonseg.pipelines._segment_source import labels_for_skeletons, remove_if_empty
+from axonseg.pipelines._skeleton_blocks import read_skeletons, skeletonize_blockwise, write_skeletons
+
+logger = logging.getLogger(__name__)
+
+STAGE = "skeletonize"
+
+
+class SkeletonizeConfig(StrictModel):
+    """How ``axonseg skeletonize`` runs (one flat YAML, ``configs/skeletonize.yaml``)."""
+
+    block_shape: IntTriple = Field((64, 256, 256), description="write block shape in voxels (z, y, x)")
+    context: IntTriple | None = Field(
+        None, description="voxels of context per side (z, y, x); default: the invalidation radius (const nm)"
+    )
+    threshold: float | None = Field(
+        None, description="LUT threshold to skeletonize; default: segmentation/, else the evaluated best LUT"
+    )
+    attach_distance_nm: float | None = Field(None, ge=0, description="open ends attach within this (nm); default 2 voxel diagonals")
+    bridge_distance_nm: float | None = Field(None, ge=0, description="pieces closer than this (nm) are bridged; default 1 voxel diagonal")
+    write_swc: bool = Field(True, description="also write one SWC file per segment")
+    skeleton: SkeletonParams = Field(default_factory=SkeletonParams, description="kimimaro / TEASAR settings")
+
+    @field_validator("block_shape")
+    @classmethod
+    def _positive(cls, value: IntTriple) -> IntTriple:
+        if not all(v > 0 for v in value):
+            raise ValueError("block sizes must be positive numbers of voxels")
+        return value
+
+    @field_validator("context")
+    @classmethod
+    def _non_negative(cls, value: IntTriple | None) -> IntTriple | None:
+        if value is not None and not all(v >= 0 for v in value):
+            raise ValueError("context must be zero or more voxels per axis")
+        return value
+
+
+def load_skeletonize_config(path: str | Path | None = None) -> SkeletonizeConfig:
+    """The config from a YAML file, or the defaults when ``path`` is None."""
+    return SkeletonizeConfig() if path is None else load_config(path, SkeletonizeConfig)
+
+
+@dataclass(frozen=True)
+class SkeletonizeResult:
+    """What the skeletonize stage wrote.
+
+    Attributes:
+        skeleton_dir: ``RUN/skeletons``.
+        nodes_path, edges_path: the run's skeleton tables (parquet).
+        n_segments: segments with a skeleton.
+        total_length_nm: summed cable length of all skeletons, nm.
+        threshold: the LUT threshold skeletonized (None: ``segmentation/``).
+        config_hash: hash of the resolved config.
+    """
+
+    skeleton_dir: Path
+    nodes_path: Path
+    edges_path: Path
+    n_segments: int
+    total_length_nm: float
+    threshold: float | None
+    config_hash: str
+
+
+def run_skeletonize(
+    run_dir: str | Path,
+    config: SkeletonizeConfig | None = None,
+    scheduler: str = "threads",
+    restart: bool = False,
+    show_progress: bool = True,
+) -> SkeletonizeResult:
+    """Skeletonize the run's segments blockwise and export tables and SWC files.
+
+    Args:
+        run_dir: the run folder.
+        config: block shape, context, LUT threshold and kimimaro settings; defaults when None.
+        scheduler: ``synchronous``, ``threads[:N]``, ``local[:N]`` or ``tcp://host:port``.
+        restart: drop the done markers of an earlier (interrupted or differently configured)
+            skeletonize run and start again.
+        show_progress: draw a progress bar.
+
+    Returns:
+        A :class:`SkeletonizeResult`.
+
+    Raises:
+        InputError: the run has no segmentation or fragments with LUTs, or the LUT is unclear.
+        StageError: an interrupted run used another config and ``restart`` is False.
+    """
+    run_dir = Path(run_dir)
+    config = config or SkeletonizeConfig()
+    labels, threshold = labels_for_skeletons(run_dir, config.threshold)
+    volume = labels.volume
+    resolved = config.model_copy(update={"threshold": threshold})
+    digest = config_hash(resolved)
+    marker_config = {**resolved.model_dump(mode="json"), "source": labels.describe()}
+    markers = DoneMarkers(run_dir / "blocks", STAGE, marker_config, digest)
+    markers.prepare(restart)
+    skeleton_dir = run_dir / "skeletons"
+    key = labels.keys[0]
+
+    def read_labels(roi: Roi):  # noqa: ANN202
+        return labels.read(roi)[key]
+
+    graphs = skeletonize_blockwise(
+        read_labels, volume.spatial_shape, volume.voxel_size, volume.offset, config.skeleton,
+        config.block_shape, skeleton_dir / "blocks", context=config.context, markers=markers,
+        scheduler=scheduler, show_progress=show_progress, description=STAGE,
+        attach_distance_nm=config.attach_distance_nm, bridge_distance_nm=config.bridge_distance_nm,
+    )
+    nodes_path, edges_path = write_skeletons(graphs, skeleton_dir, swc=config.write_swc)
+    save_resolved(resolved, skeleton_dir / "config.yaml", job=STAGE)
+    # The joined tables are the stage's output; per-block pieces and markers were only for resuming.
+    markers.clear()
+    shutil.rmtree(skeleton_dir / "blocks", ignore_errors=True)
+    remove_if_empty(run_dir / "blocks")
+    total = float(sum(g.path_length_nm for g in graphs.values()))
+    logger.info("skeletonize: %d segments, %.1f um of skeleton in %s", len(graphs), total / 1000, skeleton_dir)
+    return SkeletonizeResult(skeleton_dir, nodes_path, edges_path, len(graphs), total, threshold, digest)
+
+
+def read_run_skeletons(run_dir: str | Path) -> dict[int, AxonGraph]:
+    """The skeletons :func:`run_skeletonize` wrote: ``{segment_id: AxonGraph}`` (nm, zyx)."""
+    return read_skeletons(Path(run_dir) / "skeletons")

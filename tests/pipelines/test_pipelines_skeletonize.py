@@ -1,0 +1,153 @@
+"""Skeletonize stage: a run's zarr segmentation (or fragments + LUT) -> joined skeletons on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from axonseg.errors import InputError, StageError
+from axonseg.io import create_multiscale, mark_complete, open_level, write_block
+from axonseg.io.luts import write_luts
+from axonseg.pipelines import skeletonize as skeletonize_module
+from axonseg.pipelines.skeletonize import SkeletonizeConfig, load_skeletonize_config, read_run_skeletons, run_skeletonize
+from axonseg.skeleton import SkeletonParams, from_swc
+
+VOXEL = (30.0, 8.0, 8.0)
+# A small invalidation constant lets TEASAR trace inside small test blocks (and keeps context small).
+SMALL = SkeletonParams(const=100.0)
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def make_tube(shape, voxel_size, start, end, radius_nm, label=1, labels=None):
+    """Paint a capsule of ``radius_nm`` between two voxel positions (zyx); returns labels and axis length (nm)."""
+    voxel = np.asarray(voxel_size, dtype=np.float64)
+    labels = np.zeros(shape, dtype=np.uint64) if labels is None else labels
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1) * voxel
+    a, b = np.asarray(start) * voxel, np.asarray(end) * voxel
+    axis = b - a
+    t = np.clip(((grid - a) @ axis) / (axis @ axis), 0.0, 1.0)
+    labels[np.linalg.norm(grid - (a + t[..., None] * axis), axis=-1) <= radius_nm] = label
+    return labels, float(np.linalg.norm(axis))
+
+
+def write_run_array(run: Path, name: str, data: np.ndarray, voxel=VOXEL, offset=(0.0, 0.0, 0.0), chunks=(10, 32, 32)):
+    """Write ``data`` as ``run/volume.zarr/name`` (one level, written in two halves) and mark it complete."""
+    store = run / "volume.zarr"
+    create_multiscale(store, name, data.shape, data.dtype, voxel, offset, chunk_shape=chunks)
+    array = open_level(store, name, 0)
+    half = data.shape[0] // 2
+    write_block(array, data[:half], (0, 0, 0))
+    write_block(array, data[half:], (half, 0, 0))
+    mark_complete(store, name)
+
+
+@pytest.fixture
+def tube_run(tmp_path: Path):
+    labels, axis_nm = make_tube((20, 96, 96), VOXEL, (3, 6, 6), (16, 90, 90), 40.0, label=7)
+    labels, _ = make_tube((20, 96, 96), VOXEL, (10, 80, 10), (10, 80, 40), 40.0, label=9, labels=labels)
+    run = tmp_path / "run"
+    write_run_array(run, "segmentation", labels, offset=(300.0, 80.0, 0.0))
+    return run, labels, axis_nm
+
+
+def test_tube_through_blocks_is_one_connected_skeleton(tube_run):
+    run, labels, axis_nm = tube_run
+    config = SkeletonizeConfig(block_shape=(8, 32, 32), skeleton=SMALL)
+    result = run_skeletonize(run, config, show_progress=False)
+    assert result.n_segments == 2 and result.threshold is None
+    graphs = read_run_skeletons(run)
+    tube = graphs[7]
+    assert nx.number_connected_components(tube.to_networkx()) == 1
+    assert axis_nm * 0.95 < tube.path_length_nm < (axis_nm + 80.0) * 1.3
+    # nodes are world nm: the array offset is added, and every node lies inside its tube
+    voxels = np.floor((tube.nodes_nm - np.array([300.0, 80.0, 0.0])) / np.asarray(VOXEL)).astype(int)
+    assert np.all(labels[tuple(voxels.T)] == 7)
+    assert result.total_length_nm == pytest.approx(sum(g.path_length_nm for g in graphs.values()))
+    # the tables, the SWC files and the resolved config are on disk; block pieces and markers are gone
+    nodes = pd.read_parquet(run / "skeletons" / "nodes.parquet")
+    assert set(nodes["segment_id"].unique().tolist()) == {7, 9}
+    swc = from_swc((run / "skeletons" / "swc" / "7.swc").read_text())
+    assert swc.segment_id == 7 and swc.path_length_nm == pytest.approx(tube.path_length_nm, rel=1e-6)
+    assert (run / "skeletons" / "config.yaml").exists()
+    assert not (run / "skeletons" / "blocks").exists() and not (run / "blocks").exists()
+
+
+def test_result_does_not_depend_on_block_shape(tube_run):
+    run, _, _ = tube_run
+    run_skeletonize(run, SkeletonizeConfig(block_shape=(20, 96, 96), skeleton=SMALL), show_progress=False)
+    whole = read_run_skeletons(run)
+    run_skeletonize(run, SkeletonizeConfig(block_shape=(10, 40, 24), skeleton=SMALL), show_progress=False)
+    blocks = read_run_skeletons(run)
+    assert set(whole) == set(blocks) == {7, 9}
+    for segment_id in whole:
+        assert blocks[segment_id].n_components() == 1
+        assert blocks[segment_id].path_length_nm == pytest.approx(whole[segment_id].path_length_nm, rel=0.07)
+
+
+def test_fragments_with_lut_and_resume_after_a_failed_block(tmp_path, monkeypatch):
+    labels, axis_nm = make_tube((12, 64, 96), VOXEL, (6, 32, 4), (6, 32, 92), 40.0, label=1)
+    fragments = labels.copy()
+    fragments[:, :, 48:][fragments[:, :, 48:] == 1] = 2  # the tube is two fragments
+    run = tmp_path / "run"
+    write_run_array(run, "fragments", fragments)
+    write_luts(run, {0.3: (np.array([1, 2]), np.array([1, 2])), 0.7: (np.array([1, 2]), np.array([5, 5]))})
+    config = SkeletonizeConfig(block_shape=(12, 32, 32), skeleton=SMALL)
+    with pytest.raises(InputError, match="2 LUT thresholds"):
+        run_skeletonize(run, config, show_progress=False)
+
+    real = skeletonize_module.skeletonize_blockwise.__globals__["skeletonize_block"]
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setitem(skeletonize_module.skeletonize_blockwise.__globals__, "skeletonize_block", failing)
+    merged = config.model_copy(update={"threshold": 0.7})
+    with pytest.raises(RuntimeError, match="killed"):
+        run_skeletonize(run, merged, scheduler="synchronous", show_progress=False)
+    assert len(calls) == 4
+    with pytest.raises(StageError, match="changed: .*threshold"):  # resuming with another LUT is refused
+        run_skeletonize(run, config.model_copy(update={"threshold": 0.3}), scheduler="synchronous", show_progress=False)
+    result = run_skeletonize(run, merged, scheduler="synchronous", show_progress=False)
+    assert len(calls) == 4 + 6 - 3  # 6 blocks: the 3 finished ones are not redone
+    graphs = read_run_skeletons(run)
+    assert result.threshold == 0.7 and list(graphs) == [5]
+    assert graphs[5].n_components() == 1
+    assert axis_nm * 0.95 < graphs[5].path_length_nm < axis_nm + 100.0
+    split = run_skeletonize(run, config.model_copy(update={"threshold": 0.3}), restart=True, show_progress=False)
+    assert split.n_segments == 2 and sorted(read_run_skeletons(run)) == [1, 2]
+    assert not (run / "skeletons" / "swc" / "5.swc").exists()  # stale SWC files are gone
+
+
+def test_bad_inputs_are_refused(tmp_path):
+    with pytest.raises(InputError, match="not a run folder"):
+        run_skeletonize(tmp_path, show_progress=False)
+    run = tmp_path / "run"
+    write_run_array(run, "segmentation", np.zeros((4, 8, 8), dtype=np.float32))
+    with pytest.raises(InputError, match="dtype float32: expected an integer"):
+        run_skeletonize(run, show_progress=False)
+
+
+def test_shipped_config_loads():
+    config = load_skeletonize_config(CONFIGS / "skeletonize.yaml")
+    assert config.skeleton == SkeletonParams()  # AxonEM defaults
+    assert load_skeletonize_config(None) == SkeletonizeConfig()
+
+
+def test_apply_lut_maps_listed_ids_and_keeps_the_rest():
+    from axonseg.pipelines._segment_source import apply_lut
+
+    fragments = np.array([[[0, 3, 2**40], [7, 3, 9]]], dtype=np.uint64)
+    lut = (np.array([2**40, 3, 0], dtype=np.uint64), np.array([5, 2**35, 0], dtype=np.uint64))  # unsorted
+    expected = np.array([[[0, 2**35, 5], [7, 2**35, 9]]], dtype=np.uint64)
+    np.testing.assert_array_equal(apply_lut(fragments, lut), expected)
+    np.testing.assert_array_equal(apply_lut(fragments.astype(np.uint32) % 100, (np.array([3]), np.array([4]))),
+                                  np.array([[[0, 4, 0], [7, 4, 9]]], dtype=np.uint64))
+    np.testing.assert_array_equal(apply_lut(fragments, (np.zeros(0), np.zeros(0))), fragments)
