@@ -168,7 +168,7 @@ def evaluate(
         if json_out is not None:
             shutil.copyfile(report.json_path, json_out)
     print_summary(report.rows, report.best)
-    typer.echo(f"report: {report.html_path}")
+    typer.echo(f"report: {report.html_path or report.json_path}")
 
 
 @app.command()

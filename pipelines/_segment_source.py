@@ -85,6 +85,9 @@ def check_same_grid(pred: Volume, gt: Volume) -> None:
             f"pred {pred.source} has voxel size {list(pred.voxel_size)} nm but gt {gt.source} has "
             f"{list(gt.voxel_size)} nm: expected equal voxel sizes (z y x)"
         )
+    if not np.allclose(pred.offset, gt.offset) and not pred.attrs.get("offset_in_metadata", True):
+        logger.info("pred %s carries no offset: using the gt's %s nm", pred.source, list(gt.offset))
+        pred.offset = gt.offset
     if not np.allclose(pred.offset, gt.offset):
         raise InputError(
             f"pred {pred.source} has offset {list(pred.offset)} nm but gt {gt.source} has "

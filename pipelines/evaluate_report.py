@@ -22,6 +22,8 @@ from axonseg.errors import OutputExistsError
 
 #: Columns of the summary table, in order (missing keys show as "-").
 TABLE_COLUMNS = ("threshold", "erl_nm", "gt_erl_nm", "nerl", "voi_split", "voi_merge", "arand", "n_split", "n_merge")
+_HEADERS = {"threshold": "thr", "erl_nm": "ERL", "gt_erl_nm": "GT ERL", "nerl": "NERL", "voi_split": "VOI s",
+            "voi_merge": "VOI m", "arand": "ARAND", "n_split": "splits", "n_merge": "merges"}
 _WORST_ROWS = 10
 
 
@@ -93,12 +95,13 @@ def summary_table(summary_rows: Sequence[dict], best: dict | None = None):
     """A ``rich.table.Table`` of the summary rows, the best one in bold green."""
     from rich.table import Table
 
-    table = Table(title="evaluation")
+    table = Table(title="evaluation (ERL in um, VOI in bits)")
     for column in TABLE_COLUMNS:
-        table.add_column(column, justify="right")
+        table.add_column(_HEADERS.get(column, column), justify="right", no_wrap=True)
     for row in summary_rows:
         style = "bold green" if best is not None and _same_row(row, best) else None
-        table.add_row(*[_format(row.get(column)) for column in TABLE_COLUMNS], style=style)
+        cells = [_format(row.get(c) / 1000 if c.endswith("_nm") and row.get(c) is not None else row.get(c)) for c in TABLE_COLUMNS]
+        table.add_row(*cells, style=style)
     return table
 
 
@@ -148,7 +151,7 @@ def _format(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3g}"
     return str(value)
 
 

@@ -62,7 +62,10 @@ def open_volume(
     origin = tuple(float(o) for o in origin)
     if len(origin) != 3:
         raise InputError(f"offset={list(origin)}: expected three numbers in nm (z y x)")
-    return Volume(data, checked, origin, str(parsed), meta.get("attrs", {}))  # type: ignore[arg-type]
+    attrs = dict(meta.get("attrs", {}))
+    # formats without geometry (npy, tif) get offset 0; callers may align them to a partner array
+    attrs["offset_in_metadata"] = offset is not None or "offset" in meta
+    return Volume(data, checked, origin, str(parsed), attrs)  # type: ignore[arg-type]
 
 
 def _default_chunks(shape: Sequence[int], chunks: Sequence[int] | None) -> tuple[int, ...]:

@@ -69,5 +69,5 @@ def test_rich_table_lists_every_row(tubes):
     console = Console(record=True, width=160)
     print_summary(rows, rows[1], console=console)
     text = console.export_text()
-    assert "0.2" in text and "0.8" in text and "nerl" in text
+    assert "0.2" in text and "0.8" in text and "NERL" in text
     assert len([line for line in text.splitlines() if line.strip().startswith("│")]) >= 3
