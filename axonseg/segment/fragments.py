@@ -1,0 +1,211 @@
+"""Watershed fragments (supervoxels) from affinities, with globally unique uint64 ids.
+
+Boundary = 1 - the lowest nearest-neighbour affinity touching a voxel; seeds are maxima of
+the distance transform (nm, anisotropic) of the voxels whose boundary is below a threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import cc3d
+import edt
+import fastremap
+import numpy as np
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
+
+from axonseg.errors import InputError
+from axonseg.segment._watershed_kernel import edge_watershed
+from axonseg.segment.affinities import (
+    as_uint8_bins,
+    as_unit_float,
+    check_affinities,
+    check_voxel_size,
+)
+from axonseg.segment.faces import face_pairs
+
+logger = logging.getLogger(__name__)
+
+_UINT64_MAX = np.iinfo(np.uint64).max
+
+
+def boundary_map(
+    affinities: np.ndarray, nn_channels: np.ndarray, axes: Sequence[int] = (0, 1, 2)
+) -> np.ndarray:
+    """(Z, Y, X) float32 boundary in [0, 1]: 1 - the lowest of the six nearest-neighbour
+    affinities that touch each voxel.
+
+    An affinity describes the face between two voxels, so a thin object boundary has one low
+    affinity at the voxel on its positive side only; taking the edges to both neighbours per
+    axis marks the voxels on both sides, and the watershed cannot leak through the face.
+    Affinities at index 0 of their own axis point out of the array and are ignored. `axes`
+    picks the axes whose affinities count ((1, 2) for 2D per-section fragments).
+    """
+    lowest = np.ones(affinities.shape[1:], dtype=np.float32)
+    for axis in axes:
+        values = as_unit_float(affinities[nn_channels[axis]])
+        to_previous = [slice(None)] * 3
+        to_previous[axis] = slice(1, None)
+        to_next = [slice(None)] * 3
+        to_next[axis] = slice(None, -1)
+        inner = tuple(to_previous)
+        # edge p <-> p - e_axis is stored at p; edge p <-> p + e_axis at p + e_axis
+        np.minimum(lowest[inner], values[inner], out=lowest[inner])
+        np.minimum(lowest[tuple(to_next)], values[inner], out=lowest[tuple(to_next)])
+    return 1.0 - lowest
+
+
+def _seeds(
+    inside: np.ndarray, voxel_size: np.ndarray, seed_radius: int, seed_method: str
+) -> np.ndarray:
+    """Seeds of one 2D section or 3D block (int64 ids from 1, 0 = no seed)."""
+    if not inside.any():
+        return np.zeros(inside.shape, dtype=np.int64)
+    connectivity = 6 if inside.ndim == 3 else 4
+    if seed_method == "components":
+        return cc3d.connected_components(inside, connectivity=connectivity).astype(np.int64)
+    distance = edt.edt(inside, anisotropy=tuple(float(s) for s in voxel_size), parallel=1)
+    # plateaus of equal distance give one seed each: maxima are grouped by connected components
+    maxima = (distance == ndimage.maximum_filter(distance, size=2 * seed_radius + 1)) & inside
+    seeds = cc3d.connected_components(maxima, connectivity=connectivity)
+    return seeds.astype(np.int64, copy=False)
+
+
+def _edge_distances(affinities: np.ndarray, nn_channels: np.ndarray) -> np.ndarray:
+    """(3, n) uint8 distance 255 - affinity*255 of the edge from each voxel to p - e_axis."""
+    n = int(np.prod(affinities.shape[1:]))
+    distance = np.empty((3, n), dtype=np.uint8)
+    for axis, channel in enumerate(nn_channels):
+        distance[axis] = 255 - as_uint8_bins(affinities[channel]).ravel()
+    return distance
+
+
+def _merge_small(
+    labels: np.ndarray, affinities: np.ndarray, nn_channels: np.ndarray, min_size: int
+) -> np.ndarray:
+    """Merge fragments below min_size voxels into the neighbour with the highest mean affinity."""
+    for _ in range(4):  # a small fragment can join another small one; a few rounds settle it
+        sizes = np.bincount(labels.ravel())
+        small = sizes < min_size
+        small[0] = False
+        if not small.any():
+            break
+        padded = np.pad(labels, ((1, 0), (1, 0), (1, 0)))
+        faces = face_pairs(padded, affinities, nn_channels)
+        if len(faces.here) == 0:
+            break
+        a = np.concatenate([faces.here, faces.there])
+        b = np.concatenate([faces.there, faces.here])
+        value = np.tile(as_unit_float(faces.values).astype(np.float64), 2)
+        n = len(sizes)
+        key = a * n + b
+        pairs, inverse = np.unique(key, return_inverse=True)
+        mean = np.bincount(inverse, weights=value) / np.bincount(inverse)
+        pa, pb = pairs // n, pairs % n
+        is_small = small[pa]
+        pa, pb, mean = pa[is_small], pb[is_small], mean[is_small]
+        if len(pa) == 0:
+            break
+        # best neighbour per small fragment: sort by fragment, then by descending affinity
+        order = np.lexsort((-mean, pa))
+        first = np.unique(pa[order], return_index=True)[1]
+        src, dst = pa[order][first], pb[order][first]
+        graph = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+        _, component = csgraph.connected_components(graph, directed=False)
+        # component ids start at 0 which is background's component only if 0 is alone
+        component = component + 1
+        component[0] = 0
+        labels = component[labels]
+    return labels
+
+
+def watershed_fragments(
+    affinities: np.ndarray,
+    offsets: Sequence[Sequence[int]],
+    voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
+    boundary_threshold: float = 0.5,
+    seed_radius: int = 4,
+    seed_method: str = "maxima",
+    min_size: int = 0,
+    per_section: bool = False,
+    mask: np.ndarray | None = None,
+    id_offset: int = 0,
+) -> tuple[np.ndarray, int]:
+    """Watershed fragments of one block, ids id_offset+1 .. id_offset+n_ids.
+
+    Args:
+        affinities: (C, Z, Y, X) float in [0, 1] or uint8 0-255; channels follow ``offsets``.
+        offsets: C offsets (dz, dy, dx) in voxels; (-1,0,0), (0,-1,0), (0,0,-1) are required.
+        voxel_size: (z, y, x) in nm; the distance transform for seeds is anisotropic in nm.
+        boundary_threshold: voxels with boundary (1 - lowest touching affinity) below
+            this are "inside" objects and carry seeds; in [0, 1].
+        seed_radius: half-width in voxels of the window in which a seed is a distance maximum.
+        seed_method: "maxima" (connected maxima of the distance transform of the inside voxels;
+            robust to leaks through thin necks, more fragments) or "components" (each
+            connected component of inside voxels is one seed; few fragments, fast, but a hole
+            in a boundary merges two objects).
+        min_size: fragments smaller than this (voxels) merge into the neighbour with the highest
+            mean affinity (0 = keep all).
+        per_section: watershed each z-section separately (2D fragments for anisotropic data).
+        mask: optional (Z, Y, X) bool; voxels outside it get id 0.
+        id_offset: added to every non-zero id (e.g. block_index * max_ids_per_block).
+
+    Returns:
+        (fragments, n_ids): (Z, Y, X) uint64 fragments (0 = background / masked) and the number
+        of ids used; the ids are exactly id_offset+1 .. id_offset+n_ids.
+    """
+    nn_channels = check_affinities(affinities, offsets)
+    size_nm = check_voxel_size(voxel_size)
+    if not 0.0 <= boundary_threshold <= 1.0:
+        raise InputError(f"boundary_threshold is {boundary_threshold}: expected a value in [0, 1]")
+    if seed_method not in ("maxima", "components"):
+        raise InputError(f"seed_method is {seed_method!r}: expected 'maxima' or 'components'")
+    if seed_radius < 0 or min_size < 0:
+        raise InputError(f"seed_radius={seed_radius}, min_size={min_size}: expected >= 0")
+    if id_offset < 0 or id_offset > _UINT64_MAX:
+        raise InputError(f"id_offset is {id_offset}: expected a uint64")
+    shape = affinities.shape[1:]
+    if mask is not None:
+        if mask.shape != shape:
+            raise InputError(f"mask has shape {mask.shape}: expected {shape} like the affinities")
+        mask = mask.astype(bool, copy=False)
+
+    boundary = boundary_map(affinities, nn_channels, (1, 2) if per_section else (0, 1, 2))
+    inside = boundary < boundary_threshold
+    if mask is not None:
+        inside &= mask
+    if not inside.any():
+        return np.zeros(shape, dtype=np.uint64), 0
+
+    if per_section:
+        seeds = np.zeros(shape, dtype=np.int64)
+        next_id = 0
+        for z in range(shape[0]):
+            section = _seeds(inside[z], size_nm[1:], seed_radius, seed_method)
+            seeds[z] = np.where(section > 0, section + next_id, 0)
+            next_id += int(section.max())
+    else:
+        seeds = _seeds(inside, size_nm, seed_radius, seed_method)
+    labels = edge_watershed(
+        seeds.ravel(),
+        _edge_distances(affinities, nn_channels),
+        np.ones(seeds.size, bool) if mask is None else np.ascontiguousarray(mask).ravel(),
+        np.asarray(shape, dtype=np.int64),
+        np.asarray((1, 2) if per_section else (0, 1, 2), dtype=np.int64),
+        int(np.floor(boundary_threshold * 255)),
+        int(np.floor(boundary_threshold * 255 * 0.25)),
+    )
+    labels = labels.reshape(shape)
+
+    if min_size > 1:
+        labels = _merge_small(labels, affinities, nn_channels, min_size)
+    labels, mapping = fastremap.renumber(labels, preserve_zero=True)
+    n_ids = len(mapping) - (1 if 0 in mapping else 0)
+    if id_offset + n_ids > _UINT64_MAX:
+        raise InputError(f"id_offset {id_offset} + {n_ids} fragments overflows uint64")
+    fragments = labels.astype(np.uint64)
+    fragments[fragments > 0] += np.uint64(id_offset)
+    logger.debug("watershed_fragments: %d fragments in a block of shape %s", n_ids, shape)
+    return fragments, n_ids

@@ -1,0 +1,212 @@
+"""Benchmark: fragments + agglomeration of axonseg vs waterz (and mwatershed) on one volume.
+
+All methods get the same affinities: ground-truth-derived with gaussian noise from the real
+FIB-SEM labels (z 0-127, 128 x 250 x 250 at 10 nm), or a synthetic Voronoi volume if the
+file is absent. Each method sweeps its threshold (bias for mutex watershed) and reports its
+best VOI (split + merge) against the labels. Each runs in a forked child for its own peak RSS.
+Prints voxels/s, wall times, ratio = waterz time / our time (> 1: we are faster); the last
+line is JSON.
+
+Run: .venv/bin/python benchmarks/agglomerate.py [--noise 0.2] [--shape 128 256 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+from skimage.metrics import variation_of_information
+
+REAL = Path("/work/shared/data/fib_medulla_ts2/fib_medulla_ts2_250.h5")
+NN_OFFSETS = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
+LONG_OFFSETS = [(0, -3, 0), (0, 0, -3), (0, -9, 0), (0, 0, -9), (-2, 0, 0)]
+THRESHOLDS = [round(t, 3) for t in np.linspace(0.05, 0.95, 19)]
+BIASES = [0.3, 0.4, 0.5, 0.6, 0.7]
+
+
+def load_labels(shape) -> tuple[np.ndarray, str]:
+    if REAL.exists():
+        import h5py
+
+        with h5py.File(REAL, "r") as f:
+            labels = f["labels"][: shape[0], : shape[1], : shape[2]].astype(np.int64)
+        return labels, f"real FIB-SEM labels {REAL.name} crop {labels.shape}"
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    centres = np.zeros(shape, dtype=np.int64)
+    centres[tuple(rng.integers(0, s, 400) for s in shape)] = np.arange(1, 401)
+    _, nearest = ndimage.distance_transform_edt(centres == 0, return_indices=True)
+    return centres[tuple(nearest)], f"synthetic Voronoi volume {shape} (real data absent)"
+
+
+def affinities_from_labels(labels, offsets, noise, seed):
+    affinities = np.zeros((len(offsets),) + labels.shape, dtype=np.float32)
+    for channel, offset in enumerate(offsets):
+        here = tuple(slice(max(-o, 0), s - max(o, 0)) for o, s in zip(offset, labels.shape))
+        there = tuple(slice(max(o, 0), s - max(-o, 0)) for o, s in zip(offset, labels.shape))
+        affinities[(channel,) + here] = (labels[here] == labels[there]) & (labels[here] != 0)
+    affinities += np.random.default_rng(seed).normal(0, noise, affinities.shape).astype(np.float32)
+    return np.clip(affinities, 0, 1, out=affinities)
+
+
+def voi(labels, segmentation):
+    split, merge = variation_of_information(labels, segmentation.astype(np.int64))
+    return float(split), float(merge)
+
+
+def run_ours(affinities, labels, score):
+    from axonseg.segment import agglomerate, block_region_graph, relabel, watershed_fragments
+
+    start = time.perf_counter()
+    fragments, n_ids = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10))
+    t_fragments = time.perf_counter() - start
+    graph = block_region_graph(np.pad(fragments, ((1, 0), (1, 0), (1, 0))), affinities, NN_OFFSETS, (10, 10, 10))
+    t_graph = time.perf_counter() - start - t_fragments
+    luts = agglomerate(graph, THRESHOLDS, score=score)
+    segmentations = [relabel(fragments, lut.fragment_ids, lut.segment_ids) for lut in luts]
+    total = time.perf_counter() - start
+    scores = [voi(labels, seg) for seg in segmentations]
+    return total, scores, {"fragments_s": t_fragments, "graph_s": t_graph, "n_fragments": n_ids, "n_edges": graph.n_edges}
+
+
+def run_ours_mutex(affinities, labels):
+    from axonseg.segment import block_region_graph, mutex_watershed, relabel, watershed_fragments
+
+    start = time.perf_counter()
+    fragments, _ = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10))
+    graph = block_region_graph(np.pad(fragments, ((1, 0), (1, 0), (1, 0))), affinities, NN_OFFSETS, (10, 10, 10))
+    segmentations = []
+    for bias in BIASES:
+        lut = mutex_watershed(graph, bias=bias)
+        segmentations.append(relabel(fragments, lut.fragment_ids, lut.segment_ids))
+    total = time.perf_counter() - start
+    return total, [voi(labels, seg) for seg in segmentations], {}
+
+
+def run_waterz(affinities, labels, score):
+    import waterz
+
+    function = {
+        "mean": "OneMinus<MeanAffinity<RegionGraphType, ScoreValue>>",
+        "quantile": "OneMinus<HistogramQuantileAffinity<RegionGraphType, 50, ScoreValue, 256, false>>",
+    }[score]
+    start = time.perf_counter()
+    segmentations = [seg.copy() for seg in waterz.agglomerate(affinities, THRESHOLDS, scoring_function=function)]
+    total = time.perf_counter() - start
+    return total, [voi(labels, seg) for seg in segmentations], {}
+
+
+def run_mwatershed(affinities, labels, long_affinities):
+    import mwatershed
+
+    # mwatershed wants affinities of p and p + o for positive o: shift ours (p, p - o) by o
+    offsets = NN_OFFSETS + LONG_OFFSETS
+    stacked = np.concatenate([affinities, long_affinities])
+    shifted = np.zeros_like(stacked)
+    for c, offset in enumerate(offsets):
+        source = tuple(slice(-o, None) for o in offset)
+        target = tuple(slice(0, s + o) for o, s in zip(offset, labels.shape))
+        shifted[(c,) + target] = stacked[(c,) + source]
+    positive = [[-o for o in offset] for offset in offsets]
+    start = time.perf_counter()
+    segmentations = [mwatershed.agglom((shifted - bias).astype(np.float64), positive) for bias in BIASES]
+    total = time.perf_counter() - start
+    return total, [voi(labels, seg) for seg in segmentations], {}
+
+
+def in_child(function, *args):
+    """Run function in a forked child; returns its result and the child's peak RSS in MiB."""
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+
+    def target():
+        try:
+            result = function(*args)
+            child_end.send((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, None))
+        except Exception as error:  # reported, not hidden
+            child_end.send((None, 0.0, repr(error)))
+
+    process = context.Process(target=target)
+    process.start()
+    result, rss, error = parent_end.recv()
+    process.join()
+    return result, rss, error
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shape", type=int, nargs=3, default=(128, 256, 256))
+    parser.add_argument("--noise", type=float, default=0.2)
+    args = parser.parse_args()
+    labels, source = load_labels(tuple(args.shape))
+    affinities = affinities_from_labels(labels, NN_OFFSETS, args.noise, seed=0)
+    n_voxels = labels.size
+    print(f"data: {source}, noise sigma {args.noise}, {n_voxels} voxels")
+
+    # warm-ups: waterz loads its prebuilt C++ module, numba loads (or compiles) its cache;
+    # neither is counted below
+    small = np.ascontiguousarray(affinities[:, :16, :32, :32])
+    from axonseg.segment import agglomerate, block_region_graph, watershed_fragments
+
+    for score in ("mean", "quantile"):
+        frags, _ = watershed_fragments(small, NN_OFFSETS)
+        agglomerate(block_region_graph(np.pad(frags, ((1, 0), (1, 0), (1, 0))), small, NN_OFFSETS), [0.5], score=score)
+    methods = {
+        "axonseg_mean": (run_ours, affinities, labels, "mean"),
+        "axonseg_quantile50": (run_ours, affinities, labels, "quantile"),
+        "axonseg_mutex": (run_ours_mutex, affinities, labels),
+    }
+    try:
+        import waterz
+
+        for score in ("mean", "quantile"):
+            function = "OneMinus<MeanAffinity<RegionGraphType, ScoreValue>>" if score == "mean" else \
+                "OneMinus<HistogramQuantileAffinity<RegionGraphType, 50, ScoreValue, 256, false>>"
+            list(waterz.agglomerate(small, [0.5], scoring_function=function))
+        print("waterz: warm-up call done (prebuilt module load / any compile excluded from timing)")
+        methods["waterz_mean"] = (run_waterz, affinities, labels, "mean")
+        methods["waterz_quantile50"] = (run_waterz, affinities, labels, "quantile")
+    except ImportError as error:
+        print(f"waterz: NOT AVAILABLE ({error}); no waterz comparison")
+    try:
+        import mwatershed  # noqa: F401
+
+        long_affinities = affinities_from_labels(labels, LONG_OFFSETS, args.noise, seed=1)
+        methods["mwatershed_pixels"] = (run_mwatershed, affinities, labels, long_affinities)
+    except ImportError as error:
+        print(f"mwatershed: NOT AVAILABLE ({error})")
+
+    figures = {}
+    for name, (function, *call_args) in methods.items():
+        result, rss, error = in_child(function, *call_args)
+        if error:
+            print(f"{name}: FAILED {error}")
+            continue
+        seconds, scores, extra = result
+        sweep = BIASES if "mutex" in name or "mwatershed" in name else THRESHOLDS
+        best = int(np.argmin([sum(s) for s in scores]))
+        figures[name] = {
+            "seconds": round(seconds, 3), "voxels_per_s": round(n_voxels / seconds),
+            "peak_rss_mib": round(rss), "best_threshold": sweep[best],
+            "voi_split": round(scores[best][0], 4), "voi_merge": round(scores[best][1], 4),
+            **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in extra.items()},
+        }
+        print(f"{name:20s} {seconds:7.2f} s  {n_voxels / seconds:10.0f} vox/s  peak RSS {rss:6.0f} MiB  "
+              f"best @ {sweep[best]}: VOI split {scores[best][0]:.4f} merge {scores[best][1]:.4f}  {extra}")
+
+    ours, peer = figures.get("axonseg_mean"), figures.get("waterz_mean")
+    ratio = round(peer["seconds"] / ours["seconds"], 3) if ours and peer else None
+    if ratio is not None:
+        print(f"ratio (waterz time / axonseg time, mean score, end to end incl. fragments): {ratio}")
+    print(json.dumps({"benchmark": "agglomerate", "data": source, "voxels": n_voxels, "noise": args.noise,
+                      "ratio": ratio, "ratio_peer": "waterz_mean", "methods": figures}))
+
+
+if __name__ == "__main__":
+    main()

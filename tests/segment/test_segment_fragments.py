@@ -1,0 +1,117 @@
+"""Watershed fragments: ids, purity against ground truth, empty blocks, masks, options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from axonseg.errors import InputError
+from axonseg.segment import watershed_fragments
+
+NN_OFFSETS = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
+LONG_OFFSETS = NN_OFFSETS + [(0, -3, 0), (0, 0, -3), (0, -9, 0), (0, 0, -9), (-2, 0, 0)]
+
+
+
+def two_cubes(shape=(16, 24, 24)) -> np.ndarray:
+    labels = np.ones(shape, dtype=np.int64)
+    labels[:, :, shape[2] // 2:] = 2
+    return labels
+
+
+def purity(fragments: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of voxels whose fragment's majority label is their own label."""
+    pairs, counts = np.unique(np.stack([fragments.ravel().astype(np.int64), labels.ravel()]), axis=1, return_counts=True)
+    best = {}
+    for (frag, lab), c in zip(pairs.T, counts):
+        if c > best.get(frag, (0, 0))[0]:
+            best[frag] = (c, lab)
+    return sum(c for c, _ in best.values()) / labels.size
+
+
+def test_ids_are_offset_uint64_and_consecutive(make_affinities):
+    labels = two_cubes()
+    affinities = make_affinities(labels, NN_OFFSETS, noise=0.1)
+    offset = 7 * 2**32
+    fragments, n_ids = watershed_fragments(affinities, NN_OFFSETS, id_offset=offset)
+    assert fragments.dtype == np.uint64
+    ids = np.unique(fragments)
+    assert n_ids == len(ids) >= 2
+    np.testing.assert_array_equal(ids, offset + np.arange(1, n_ids + 1, dtype=np.uint64))
+
+
+def test_fragments_do_not_cross_a_one_voxel_thin_boundary(make_affinities):
+    # a 1-voxel thin sheet of object 3 between two cubes: faces, not voxels, separate them
+    labels = two_cubes((12, 20, 21))
+    labels[:, :, 10] = 3
+    affinities = make_affinities(labels, NN_OFFSETS, noise=0.05, seed=1)
+    fragments, _ = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(40, 8, 8))
+    assert purity(fragments, labels) == 1.0
+
+
+def test_real_labels_fragments_are_pure(real_labels, make_affinities):
+    affinities = make_affinities(real_labels, NN_OFFSETS, noise=0.2, seed=2)
+    fragments, n_ids = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10))
+    assert purity(fragments, real_labels) > 0.995
+    assert n_ids < real_labels.size / 50  # supervoxels, not voxels
+
+
+def test_all_background_block_is_zero():
+    affinities = np.zeros((3, 8, 16, 16), dtype=np.uint8)
+    fragments, n_ids = watershed_fragments(affinities, NN_OFFSETS, id_offset=100)
+    assert n_ids == 0 and fragments.dtype == np.uint64 and not fragments.any()
+
+
+def test_mask_zeroes_outside_and_labels_inside(make_affinities):
+    labels = two_cubes()
+    affinities = make_affinities(labels, NN_OFFSETS)
+    mask = np.zeros(labels.shape, dtype=bool)
+    mask[2:10, 3:20, 3:20] = True
+    fragments, _ = watershed_fragments(affinities, NN_OFFSETS, mask=mask)
+    assert not fragments[~mask].any()
+    assert fragments[mask].all()
+    masked_out, n_ids = watershed_fragments(affinities, NN_OFFSETS, mask=np.zeros_like(mask))
+    assert n_ids == 0 and not masked_out.any()
+
+
+def test_per_section_fragments_stay_in_their_section(make_affinities):
+    labels = two_cubes((6, 24, 24))
+    affinities = make_affinities(labels, NN_OFFSETS, noise=0.05)
+    fragments, n_ids = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(40, 4, 4), per_section=True)
+    per_section = [set(np.unique(fragments[z]).tolist()) for z in range(labels.shape[0])]
+    for z in range(1, labels.shape[0]):
+        assert not per_section[z] & per_section[z - 1]
+    assert n_ids >= 2 * labels.shape[0]
+    assert purity(fragments, labels) == 1.0
+
+
+def test_min_size_merges_small_fragments():
+    rng = np.random.default_rng(3)
+    affinities = rng.uniform(0.3, 1.0, size=(3, 16, 32, 32)).astype(np.float32)
+    small, n_small = watershed_fragments(affinities, NN_OFFSETS, seed_radius=1)
+    merged, n_merged = watershed_fragments(affinities, NN_OFFSETS, seed_radius=1, min_size=40)
+    sizes = np.bincount(merged.ravel().astype(np.int64))[1:]
+    assert n_merged < n_small
+    assert sizes.min() >= 40
+
+
+def test_long_range_offsets_are_accepted_and_uint8_works(make_affinities):
+    labels = two_cubes()
+    affinities = make_affinities(labels, LONG_OFFSETS)
+    as_uint8 = (affinities * 255).astype(np.uint8)
+    fragments_float, n_float = watershed_fragments(affinities, LONG_OFFSETS)
+    fragments_uint8, n_uint8 = watershed_fragments(as_uint8, LONG_OFFSETS)
+    assert n_float == n_uint8
+    np.testing.assert_array_equal(fragments_float, fragments_uint8)
+
+
+def test_bad_offsets_raise_input_error():
+    affinities = np.zeros((3, 4, 4, 4), dtype=np.float32)
+    with pytest.raises(InputError, match="affinities have 3 channels but 5 offsets were given"):
+        watershed_fragments(affinities, LONG_OFFSETS[:5])
+    with pytest.raises(InputError, match=r"lack the nearest-neighbour offset \[0, 0, -1\]"):
+        watershed_fragments(affinities, [(-1, 0, 0), (0, -1, 0), (0, 0, 1)])
+    with pytest.raises(InputError, match="mask has shape"):
+        watershed_fragments(affinities, NN_OFFSETS, mask=np.ones((4, 4, 5), bool))
+    with pytest.raises(InputError, match="dtype int32"):
+        watershed_fragments(affinities.astype(np.int32), NN_OFFSETS)
