@@ -41,26 +41,26 @@ def pyramid_factors(
     return factors
 
 
-def _windows(block: np.ndarray, factor: Sequence[int]) -> np.ndarray:
-    """View ``block`` (zyx) as (Z', Y', X', fz*fy*fx) windows, padding the far edge by repetition."""
+def _grouped(block: np.ndarray, factor: Sequence[int]) -> np.ndarray:
+    """View ``block`` (zyx) as (Z', fz, Y', fy, X', fx), padding the far edge by repetition."""
     pad = [(0, (-s) % f) for s, f in zip(block.shape, factor)]
     if any(p[1] for p in pad):
         block = np.pad(block, pad, mode="edge")
     fz, fy, fx = factor
     z, y, x = (s // f for s, f in zip(block.shape, factor))
-    windows = block.reshape(z, fz, y, fy, x, fx).transpose(0, 2, 4, 1, 3, 5)
-    return windows.reshape(z, y, x, fz * fy * fx)
+    return block.reshape(z, fz, y, fy, x, fx)
+
+
+def _windows(block: np.ndarray, factor: Sequence[int]) -> np.ndarray:
+    """``block`` (zyx) as (Z', Y', X', fz*fy*fx) windows."""
+    grouped = _grouped(block, factor).transpose(0, 2, 4, 1, 3, 5)
+    return grouped.reshape(*grouped.shape[:3], -1)
 
 
 def _mean(block: np.ndarray, factor: Sequence[int]) -> np.ndarray:
     """Window means by summing reshaped axes (no transposed copy); integers round half up."""
-    pad = [(0, (-s) % f) for s, f in zip(block.shape, factor)]
-    if any(p[1] for p in pad):
-        block = np.pad(block, pad, mode="edge")
-    fz, fy, fx = factor
-    z, y, x = (s // f for s, f in zip(block.shape, factor))
-    n = fz * fy * fx
-    grouped = block.reshape(z, fz, y, fy, x, fx)
+    n = int(np.prod(factor))
+    grouped = _grouped(block, factor)
     if np.issubdtype(block.dtype, np.integer) and block.dtype.itemsize <= 2:
         total = grouped.sum(axis=(1, 3, 5), dtype=np.int64)
         return ((total + n // 2) // n).astype(block.dtype)
