@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -193,15 +193,41 @@ def skeletonize(
 
 
 @app.command()
-def export(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
-    """Export the connectome as SONATA, NIR or CSV."""
-    _not_built("export", 6)
+def export(
+    run_dir: Path = typer.Argument(..., help="run folder (volume.zarr, skeletons/); writes RUN_DIR/connectome"),
+    synapses: Optional[str] = typer.Option(None, "--synapses", help="synapse table (CSV/parquet, points in nm; presets axonseg, xyz, cave) or a synth store STORE.zarr/synapses; default: contact PROXY"),
+    formats: List[str] = typer.Option(["sonata"], "--format", help="sonata, nir, csv, pynn or all (repeat for several)"),
+    target: Optional[str] = typer.Option(None, "--target", help="hardware limits: brainscales2 (no delays, integer weights 0-63, <= 512 neurons)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing RUN_DIR/connectome"),
+    config: Optional[Path] = typer.Option(None, "--config", help="export config YAML (see configs/export.yaml: delays in ms, velocity in m/s)"),
+) -> None:
+    """Export the connectome: synapses -> weighted, delayed edges (delay ms = 0.5 + path um / velocity) as SONATA, NIR, CSV, PyNN."""
+    from axonseg.pipelines.export import load_export_config, run_export
+
+    result = run_export(run_dir, formats, synapses, target=target, overwrite=overwrite, config=load_export_config(config))
+    kind = "contact PROXY synapses" if result.proxy else "synapses"
+    typer.echo(f"wrote {result.folder}: {result.n_nodes} neurons, {result.n_synapses} {kind}, {result.n_pairs} pairs; "
+               f"dropped {result.drops['dropped']}")
 
 
 @app.command()
-def simulate(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
-    """Run the exported connectome in Brian2."""
-    _not_built("simulate", 6)
+def simulate(
+    run_dir: Path = typer.Argument(..., help="run folder with connectome/sonata (from `axonseg export`)"),
+    duration_ms: Optional[float] = typer.Option(None, "--duration-ms", help="simulated time in ms (default 100)"),
+    rate_hz: Optional[float] = typer.Option(None, "--rate-hz", help="rate of each Poisson input source in Hz (default 10)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="simulation config YAML (see configs/simulate.yaml)"),
+) -> None:
+    """Run the SONATA export in Brian2 (LIF neurons, Poisson input); writes a spike raster PNG and rates CSV."""
+    from axonseg.config import validate_config
+    from axonseg.pipelines.simulate import SimulateConfig, load_simulate_config, run_simulate
+
+    settings = load_simulate_config(config)
+    overrides = {k: v for k, v in {"duration_ms": duration_ms, "rate_hz": rate_hz}.items() if v is not None}
+    if overrides:
+        settings = validate_config(SimulateConfig, {**settings.model_dump(), **overrides}, "command line")
+    result = run_simulate(run_dir, settings)
+    typer.echo(f"wrote {result.raster_path} and {result.rates_path}: {len(result.result.spike_index)} spikes, "
+               f"mean rate {result.result.rates_hz.mean():.2f} Hz")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Write a synthetic AxonEM-like volume into a zarr store: raw, labels, neurites and GT skeletons."""
+"""Write a synthetic AxonEM-like volume into a zarr store: raw, labels, neurites, GT skeletons and synapses."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import zarr
 
 from axonseg.config import IngestConfig
-from axonseg.errors import OutputExistsError
+from axonseg.errors import InputError, OutputExistsError
 from axonseg.io import Volume, mark_complete
 from axonseg.pipelines.ingest import ingest_volume
 
@@ -73,6 +74,41 @@ def read_skeletons(store: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return result
 
 
+def write_synapses(store: Path, pre_ids: np.ndarray, post_ids: np.ndarray, pre_nm: np.ndarray,
+                   post_nm: np.ndarray) -> None:
+    """Store ground-truth synapses in ``store/synapses``: ``pre_nm``/``post_nm`` (S, 3) float64 nm zyx,
+    ``pre_id``/``post_id`` (S,) uint64. The group is flagged complete after the write.
+    """
+    root = zarr.open_group(store=str(store), mode="a", zarr_format=3)
+    group = root.create_group("synapses", overwrite=True)
+    group.attrs["axonseg"] = {"complete": False, "kind": "synapses", "units": "nm", "axes": "zyx"}
+    for name, data, dtype in (("pre_nm", pre_nm, np.float64), ("post_nm", post_nm, np.float64),
+                              ("pre_id", pre_ids, np.uint64), ("post_id", post_ids, np.uint64)):
+        shape = (-1, 3) if name.endswith("_nm") else (-1,)
+        group.create_array(name, data=np.asarray(data, dtype=dtype).reshape(shape))
+    mark_complete(store, "synapses")
+
+
+def read_synth_synapses(address: str | Path) -> pd.DataFrame:
+    """Ground-truth synapses of a synth store (``STORE.zarr`` or ``STORE.zarr/synapses``).
+
+    Returns:
+        A canonical synapse table (:mod:`axonseg.connectome.tables`): ``pre_z_nm ... post_x_nm``
+        (nm, zyx), ``confidence`` (NaN), ``size`` (1), ``gt_pre_id`` and ``gt_post_id`` (uint64).
+    """
+    from axonseg.connectome.tables import synapses_from_arrays
+
+    path = Path(address)
+    store = path.parent if path.name == "synapses" else path
+    if not (store / "synapses" / "zarr.json").exists():
+        raise InputError(f"{store}: no synapses group; write it with `axonseg synth` (or give a CSV/parquet table)")
+    group = zarr.open_group(store=str(store), path="synapses", mode="r")
+    if not dict(group.attrs).get("axonseg", {}).get("complete", False):
+        raise InputError(f"{store}/synapses is incomplete (an interrupted write): run `axonseg synth` again")
+    return synapses_from_arrays(group["pre_nm"][:], group["post_nm"][:], gt_pre_id=group["pre_id"][:],
+                                gt_post_id=group["post_id"][:])
+
+
 def write_synth(
     out: str | Path,
     shape: tuple[int, int, int] = (64, 256, 256),
@@ -110,6 +146,8 @@ def write_synth(
     write_skeletons(out, volume.skeletons, size)
     synapses = getattr(volume, "synapses", None)
     n_synapses = 0 if synapses is None else len(getattr(synapses, "pre_nm", synapses))
+    if synapses is not None:
+        write_synapses(out, synapses.pre_ids, synapses.post_ids, synapses.pre_nm, synapses.post_nm)
     root = zarr.open_group(store=str(out), mode="a")
     root.attrs["axonseg"] = {"synth": {"seed": seed, "shape": list(shape), "voxel_size": list(size),
                                        "kinds": {str(k): v for k, v in getattr(volume, "kinds", {}).items()}}}

@@ -54,7 +54,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_unbuilt_stage_says_so(tmp_path: Path) -> None:
-    result = _axonseg("export", str(tmp_path))
+    result = _axonseg("segment", str(tmp_path / "raw.npy"), "--out", str(tmp_path / "run"))
     assert result.returncode == 1 and "not built yet" in result.stderr
 
 

@@ -1,0 +1,88 @@
+"""SONATA circuits written with h5py and read back with libsonata, indices included."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from axonseg.connectome import EdgeParams, build_connectome, synapses_from_arrays
+from axonseg.io.sonata import EDGE_POPULATION, NODE_POPULATION, SONATA_MAGIC, ranges_index, read_sonata, write_sonata
+from axonseg.pipelines._export_writers import sonata_edges
+
+libsonata = pytest.importorskip("libsonata", reason="libsonata is a runtime dependency of the SONATA export")
+
+
+@pytest.fixture
+def circuit(tmp_path):
+    rng = np.random.default_rng(1)
+    pre_ids = np.array([10, 10, 20, 30, 30, 30, 40], np.uint64)
+    post_ids = np.array([20, 20, 30, 10, 20, 40, 10], np.uint64)
+    pre = rng.uniform(0, 1000, (7, 3))
+    table = synapses_from_arrays(pre, pre + 5.0, size=np.arange(1.0, 8.0))
+    table["pre_id"], table["post_id"] = pre_ids, post_ids
+    signs = pd.DataFrame({"segment_id": [40], "transmitter": ["gaba"]})
+    connectome = build_connectome(table, {}, EdgeParams(synaptic_delay_ms=1.25, with_delays=False), sign_table=signs)
+    folder = tmp_path / "sonata"
+    write_sonata(folder, connectome.nodes, sonata_edges(connectome, None))
+    return folder, connectome
+
+
+def test_file_layout_attributes_and_types(circuit):
+    folder, connectome = circuit
+    for name in ("nodes.h5", "edges.h5"):
+        with h5py.File(folder / name, "r") as handle:
+            assert handle.attrs["magic"] == SONATA_MAGIC and list(handle.attrs["version"]) == [0, 1]
+    with h5py.File(folder / "edges.h5", "r") as handle:
+        population = handle[f"edges/{EDGE_POPULATION}"]
+        assert population["source_node_id"].attrs["node_population"] == NODE_POPULATION
+        assert population["target_node_id"].attrs["node_population"] == NODE_POPULATION
+        assert {"edge_type_id", "edge_group_id", "edge_group_index"} <= set(population)
+    node_types = pd.read_csv(folder / "node_types.csv", sep=" ")
+    assert set(node_types["pop_name"]) == {"excitatory", "inhibitory"}
+    edge_types = pd.read_csv(folder / "edge_types.csv", sep=" ")
+    assert edge_types.set_index("edge_type_id")["receptor_type"].to_dict() == {100: "excitatory", 101: "inhibitory"}
+    config = libsonata.CircuitConfig.from_file(str(folder / "circuit_config.json"))
+    assert config.node_populations == {NODE_POPULATION} and config.edge_populations == {EDGE_POPULATION}
+    assert json.loads((folder / "circuit_config.json").read_text())["networks"]["edges"][0]["edges_file"].endswith("edges.h5")
+
+
+def test_read_back_every_edge_and_node(circuit):
+    folder, connectome = circuit
+    back = read_sonata(folder)
+    synapses = connectome.synapses
+    np.testing.assert_array_equal(back.edges["source_node_id"], synapses["source_node_id"])
+    np.testing.assert_array_equal(back.edges["target_node_id"], synapses["target_node_id"])
+    np.testing.assert_allclose(back.edges["syn_weight"], synapses["syn_weight"])
+    np.testing.assert_allclose(back.edges["delay"], 1.25)
+    np.testing.assert_allclose(back.edges["pre_x_nm"], synapses["pre_x_nm"])
+    assert back.edges["path_length_um"].isna().all()
+    # segment 40 is inhibitory: its edges have negative weight and edge type 101
+    inhibitory = back.edges["source_node_id"] == 3
+    assert (back.edges.loc[inhibitory, "syn_weight"] < 0).all() and (back.edges.loc[inhibitory, "edge_type_id"] == 101).all()
+    np.testing.assert_array_equal(back.nodes["segment_id"], [10, 20, 30, 40])
+    np.testing.assert_allclose(back.nodes["z"] * 1000.0, connectome.nodes["centroid_z_nm"])
+    assert back.nodes["node_type_id"].tolist() == [100, 100, 100, 101]
+
+
+def test_afferent_and_efferent_edges_through_the_indices(circuit):
+    folder, connectome = circuit
+    population = libsonata.EdgeStorage(str(folder / "edges.h5")).open_population(EDGE_POPULATION)
+    synapses = connectome.synapses
+    for node in range(connectome.n_nodes):
+        afferent = np.sort(population.afferent_edges([node]).flatten())
+        efferent = np.sort(population.efferent_edges([node]).flatten())
+        np.testing.assert_array_equal(afferent, np.flatnonzero(synapses["target_node_id"] == node))
+        np.testing.assert_array_equal(efferent, np.flatnonzero(synapses["source_node_id"] == node))
+    # segment 30 (node 2) sends to 10, 20, 40
+    targets = population.target_nodes(population.efferent_edges([2]))
+    assert sorted(targets.tolist()) == [0, 1, 3]
+
+
+def test_ranges_index_handles_nodes_without_edges():
+    node_ranges, ranges = ranges_index(np.array([2, 2, 0, 2]), 4)
+    assert node_ranges.tolist() == [[0, 1], [0, 0], [1, 3], [0, 0]]
+    assert ranges.tolist() == [[2, 3], [0, 2], [3, 4]]
