@@ -113,9 +113,16 @@ def demo(
 
 
 @app.command()
-def train(config: Path = typer.Argument(..., help="training config YAML (see configs/)")) -> None:
-    """Train the affinity U-Net from a YAML config."""
-    _not_built("train", 3)
+def train(
+    config: Path = typer.Argument(..., help="training config YAML (see configs/train_fib.yaml; ROIs in voxels, voxel sizes in nm)"),
+    resume: bool = typer.Option(False, "--resume", help="continue exactly from the newest checkpoint (weights, optimizer, RNG, step)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="override the config's out_dir"),
+) -> None:
+    """Train the affinity U-Net; writes checkpoints, losses.csv, losses.png and model.pt."""
+    from axonseg.pipelines.train import run
+
+    result = run(config, resume=resume, out_dir=str(out_dir) if out_dir else None)
+    typer.echo(f"finished at step {result['step']}")
 
 
 @app.command()

@@ -1,0 +1,123 @@
+"""The typed architecture config of the affinity U-Net: one flat pydantic model.
+
+It is saved next to every checkpoint, so a model file always says what it predicts
+(affinity offsets), at which voxel size (nm, zyx) it was trained, and how it is built.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Triple = tuple[int, int, int]
+
+NEAREST_OFFSETS: list[Triple] = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
+DEFAULT_OFFSETS: list[Triple] = NEAREST_OFFSETS + [
+    (0, -3, 0),
+    (0, 0, -3),
+    (0, -9, 0),
+    (0, 0, -9),
+    (-2, 0, 0),
+]
+
+LSD_CHANNELS = 10
+
+
+class ModelConfig(BaseModel):
+    """Architecture of a MALA-style 3D U-Net with valid convolutions and an affinity head.
+
+    Attributes:
+        in_channels: channels of the raw input (1 for EM).
+        num_fmaps: feature maps at the top level.
+        fmap_inc_factor: feature maps grow by this factor per level down.
+        downsample_factors: one (z, y, x) max-pool factor per level transition, e.g.
+            (1, 2, 2) for anisotropic 30x8x8 nm or (2, 2, 2) for isotropic data.
+        kernel_size_down: per level (len(downsample_factors) + 1), the list of conv kernel
+            sizes (z, y, x) on the encoder side; every size must be odd. Default: two 3x3x3.
+        kernel_size_up: per level except the bottom one, the decoder conv kernels.
+        upsample: "transposed_conv" (learned) or "nearest" (constant) upsampling.
+        offsets: affinity offsets in voxels (z, y, x); channel i of the output is the
+            affinity between voxel p and voxel p + offsets[i].
+        lsd: add an auxiliary head of 10 local shape descriptor channels (training only).
+        lsd_sigma_nm: Gaussian sigma in nm of the LSD target.
+        voxel_size: voxel size in nm (z, y, x) the model was trained at.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_channels: int = Field(1, ge=1)
+    num_fmaps: int = Field(12, ge=1)
+    fmap_inc_factor: int = Field(3, ge=1)
+    downsample_factors: list[Triple] = Field(default_factory=lambda: [(2, 2, 2), (2, 2, 2)])
+    kernel_size_down: list[list[Triple]] | None = None
+    kernel_size_up: list[list[Triple]] | None = None
+    upsample: Literal["transposed_conv", "nearest"] = "transposed_conv"
+    offsets: list[Triple] = Field(default_factory=lambda: list(DEFAULT_OFFSETS))
+    lsd: bool = False
+    lsd_sigma_nm: float = Field(80.0, gt=0)
+    voxel_size: tuple[float, float, float] = (10.0, 10.0, 10.0)
+
+    @field_validator("downsample_factors")
+    @classmethod
+    def _positive_factors(cls, factors: list[Triple]) -> list[Triple]:
+        for factor in factors:
+            if any(f < 1 for f in factor):
+                raise ValueError(f"downsample factor {factor}: every factor must be >= 1")
+        return factors
+
+    @field_validator("offsets")
+    @classmethod
+    def _nonzero_offsets(cls, offsets: list[Triple]) -> list[Triple]:
+        if not offsets:
+            raise ValueError("offsets is empty: expected at least one (z, y, x) offset")
+        for offset in offsets:
+            if all(o == 0 for o in offset):
+                raise ValueError("offsets contains (0, 0, 0): an affinity needs a non-zero offset")
+        return offsets
+
+    @field_validator("voxel_size")
+    @classmethod
+    def _positive_voxel_size(cls, voxel_size: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(v <= 0 for v in voxel_size):
+            raise ValueError(f"voxel_size {voxel_size}: expected three positive numbers of nm (z y x)")
+        return voxel_size
+
+    @model_validator(mode="after")
+    def _fill_and_check_kernels(self) -> "ModelConfig":
+        levels = self.num_levels
+        if self.kernel_size_down is None:
+            self.kernel_size_down = [[(3, 3, 3), (3, 3, 3)] for _ in range(levels)]
+        if self.kernel_size_up is None:
+            self.kernel_size_up = [[(3, 3, 3), (3, 3, 3)] for _ in range(levels - 1)]
+        if len(self.kernel_size_down) != levels:
+            raise ValueError(
+                f"kernel_size_down has {len(self.kernel_size_down)} levels: expected {levels} "
+                "(len(downsample_factors) + 1)"
+            )
+        if len(self.kernel_size_up) != levels - 1:
+            raise ValueError(
+                f"kernel_size_up has {len(self.kernel_size_up)} levels: expected {levels - 1} "
+                "(len(downsample_factors))"
+            )
+        for kernels in self.kernel_size_down + self.kernel_size_up:
+            for kernel in kernels:
+                # odd kernels keep every crop symmetric, so the output stays centred on the input
+                if any(k < 1 or k % 2 == 0 for k in kernel):
+                    raise ValueError(f"kernel size {kernel}: every size must be odd and >= 1")
+        return self
+
+    @property
+    def num_levels(self) -> int:
+        """Number of resolution levels of the U-Net."""
+        return len(self.downsample_factors) + 1
+
+    @property
+    def num_affinities(self) -> int:
+        """Number of affinity channels (one per offset)."""
+        return len(self.offsets)
+
+    @property
+    def num_outputs(self) -> int:
+        """Channels of the network output: affinities, then LSDs when enabled."""
+        return self.num_affinities + (LSD_CHANNELS if self.lsd else 0)

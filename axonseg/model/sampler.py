@@ -1,0 +1,126 @@
+"""Training batches: random crops of in-memory volumes, augmented, with their targets.
+
+The batch of step ``s`` comes from ``np.random.default_rng([seed, s])`` alone, so a resumed
+run or any number of loader workers produce exactly the same batches as one straight run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from axonseg.errors import InputError
+from axonseg.model import shapes
+from axonseg.model.augment import augment
+from axonseg.model.lsd import compute_lsds
+from axonseg.model.predict import normalize_raw
+from axonseg.model.targets import balance_weights, boundary_distance_weights, compute_affinities, crop_centre
+from axonseg.model.train_config import TrainConfig
+
+_VALIDATION_STREAM = 1_000_000_007  # a seed-sequence word no training step uses
+
+
+@dataclass
+class TrainingVolume:
+    """A raw/labels pair already cut to its ROI. raw: uint8/uint16/float zyx; labels: integer
+    zyx of the same shape; voxel_size: nm, zyx; name: for messages."""
+
+    raw: np.ndarray
+    labels: np.ndarray
+    voxel_size: tuple[float, float, float]
+    name: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        if self.raw.shape != self.labels.shape:
+            raise InputError(f"{self.name}: raw shape {self.raw.shape} != labels shape {self.labels.shape}")
+        if not np.issubdtype(self.labels.dtype, np.integer):
+            raise InputError(f"{self.name}: labels has dtype {self.labels.dtype}: expected an integer dtype")
+
+
+def _sample(
+    volume: TrainingVolume, rng: np.random.Generator, in_shape: tuple[int, ...], out_shape: tuple[int, ...], cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random input-sized crop whose output centre is labelled enough (up to 20 tries)."""
+    if any(v < i for v, i in zip(volume.raw.shape, in_shape)):
+        raise InputError(f"{volume.name}: shape {volume.raw.shape} is smaller than the network input {in_shape}")
+    best = None
+    for _ in range(20):
+        corner = [int(rng.integers(0, v - i + 1)) for v, i in zip(volume.raw.shape, in_shape)]
+        window = tuple(slice(c, c + i) for c, i in zip(corner, in_shape))
+        labels = volume.labels[window]
+        labelled = float((crop_centre(labels, out_shape) != 0).mean())
+        if best is None or labelled > best[0]:
+            best = (labelled, window)
+        if labelled >= cfg.min_labelled_fraction:
+            break
+    window = best[1]  # type: ignore[index]
+    return volume.raw[window], volume.labels[window]
+
+
+def make_batch(
+    volumes: list[TrainingVolume], cfg: TrainConfig, rng: np.random.Generator, augmented: bool = True
+) -> dict[str, np.ndarray]:
+    """One batch of ``cfg.batch_size`` crops with targets.
+
+    Returns:
+        ``raw`` (B, 1, *input), ``affinities`` and ``weights`` (B, C, *output); with LSDs also
+        ``lsds`` (B, 10, *output) and ``lsd_mask`` (B, 1, *output). Shapes in voxels zyx.
+    """
+    model = cfg.model
+    in_shape = shapes.valid_input_shape(model, cfg.output_shape)
+    out_shape = shapes.valid_output_shape(model, in_shape)
+    sizes = np.array([v.raw.size for v in volumes], dtype=np.float64)
+    items: dict[str, list[np.ndarray]] = {"raw": [], "affinities": [], "weights": [], "lsds": [], "lsd_mask": []}
+    for _ in range(cfg.batch_size):
+        volume = volumes[int(rng.choice(len(volumes), p=sizes / sizes.sum()))]
+        raw, labels = _sample(volume, rng, in_shape, out_shape, cfg)
+        raw = normalize_raw(np.asarray(raw), volume.name)
+        if augmented:
+            raw, labels = augment(raw, labels, rng, volume.voxel_size, cfg.augment)
+        affinities, mask = compute_affinities(labels, model.offsets, cfg.zero_is_unlabelled)
+        weights = balance_weights(affinities, mask) if cfg.balance else mask
+        if cfg.boundary_weight > 0:
+            weights = weights * boundary_distance_weights(labels, volume.voxel_size, cfg.boundary_sigma_nm, cfg.boundary_weight)
+        items["raw"].append(raw[None])
+        items["affinities"].append(crop_centre(affinities, out_shape))
+        items["weights"].append(crop_centre(weights, out_shape))
+        if model.lsd:
+            items["lsds"].append(crop_centre(compute_lsds(labels, model.lsd_sigma_nm, volume.voxel_size), out_shape))
+            labelled = labels != 0 if cfg.zero_is_unlabelled else np.ones(labels.shape, dtype=bool)
+            items["lsd_mask"].append(crop_centre(labelled[None].astype(np.float32), out_shape))
+    return {k: np.ascontiguousarray(np.stack(v)).astype(np.float32) for k, v in items.items() if v}
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator of training step ``step`` (independent of every other step)."""
+    return np.random.default_rng([seed, step])
+
+
+def validation_batches(volumes: list[TrainingVolume], cfg: TrainConfig) -> list[dict[str, np.ndarray]]:
+    """``cfg.val_crops`` fixed, un-augmented batches from the held-out volumes."""
+    return [make_batch(volumes, cfg, np.random.default_rng([cfg.seed, _VALIDATION_STREAM, i]), augmented=False) for i in range(cfg.val_crops)]
+
+
+class BatchStream(IterableDataset):
+    """Yields ``(step, batch)`` for steps ``start_step .. cfg.steps - 1`` in order.
+
+    With ``k`` DataLoader workers, worker ``w`` makes steps ``start + w, start + w + k, ...``;
+    the loader's round-robin then returns them in step order.
+    """
+
+    def __init__(self, volumes: list[TrainingVolume], cfg: TrainConfig, start_step: int) -> None:
+        self.volumes = volumes
+        self.cfg = cfg
+        self.start_step = start_step
+
+    def __iter__(self):  # type: ignore[override]
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if info is not None:
+            torch.set_num_threads(1)  # workers run numpy/scipy; leave the cores to the model
+        for step in range(self.start_step + worker, self.cfg.steps, workers):
+            batch = make_batch(self.volumes, self.cfg, step_rng(self.cfg.seed, step))
+            yield step, {k: torch.from_numpy(v) for k, v in batch.items()}

@@ -1,0 +1,92 @@
+"""The typed config of one training run (one flat YAML): data, model, augmentation, schedule."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from axonseg.model.augment import AugmentConfig
+from axonseg.model.config import ModelConfig
+
+
+def parse_roi(roi: str) -> tuple[tuple[int | None, int | None], ...]:
+    """Parse ``"z0:z1,y0:y1,x0:x1"`` (empty bounds allowed, e.g. ``"0:170,:,:"``) into three
+    (start, stop) pairs; missing axes mean the whole axis."""
+    parts = [p.strip() for p in roi.split(",")] if roi.strip() else []
+    if len(parts) > 3:
+        raise ValueError(f"roi {roi!r} has {len(parts)} axes: expected at most three (z, y, x)")
+    bounds = []
+    for part in parts + [":"] * (3 - len(parts)):
+        if ":" not in part:
+            raise ValueError(f"roi {roi!r}: axis {part!r} is not 'start:stop'")
+        start, stop = part.split(":", 1)
+        bounds.append((int(start) if start.strip() else None, int(stop) if stop.strip() else None))
+    return tuple(bounds)
+
+
+class DatasetSpec(BaseModel):
+    """One region of one volume used for training or validation.
+
+    Attributes:
+        raw: array address of the raw EM (``file.h5:dataset``, ``store.zarr/dataset``).
+        labels: array address of the ground-truth labels.
+        roi: ``"z0:z1,y0:y1,x0:x1"``, in ``roi_units``; e.g. ``"0:170,:,:"``.
+        roi_units: "voxels" or "nm" (nm bounds are divided by the voxel size).
+        voxel_size: nm, zyx; None to take it from the array's metadata.
+        split: "train" crops are augmented and learnt from; "val" gives the held-out loss.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw: str
+    labels: str
+    roi: str = ":,:,:"
+    roi_units: Literal["voxels", "nm"] = "voxels"
+    voxel_size: tuple[float, float, float] | None = None
+    split: Literal["train", "val"] = "train"
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_parses(cls, roi: str) -> str:
+        parse_roi(roi)
+        return roi
+
+    def roi_slices(self, voxel_size: tuple[float, float, float]) -> tuple[slice, slice, slice]:
+        """The ROI as voxel slices (zyx)."""
+        scale = voxel_size if self.roi_units == "nm" else (1.0, 1.0, 1.0)
+        return tuple(
+            slice(None if a is None else int(round(a / s)), None if b is None else int(round(b / s)))
+            for (a, b), s in zip(parse_roi(self.roi), scale)
+        )  # type: ignore[return-value]
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs; saved resolved next to its checkpoints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: list[DatasetSpec]
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    output_shape: tuple[int, int, int] = (24, 24, 24)
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(1, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    checkpoint_every: int = Field(100, ge=1)
+    validate_every: int = Field(100, ge=1)
+    val_crops: int = Field(4, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    out_dir: str = "runs/train"
+    num_workers: int = Field(0, ge=0)
+    num_threads: int = Field(1, ge=1)
+    seed: int = 0
+    amp: Literal["auto", "bfloat16", "off"] = "auto"
+    loss: Literal["bce", "mse"] = "bce"
+    zero_is_unlabelled: bool = True
+    balance: bool = True
+    boundary_weight: float = Field(0.0, ge=0)
+    boundary_sigma_nm: float = Field(40.0, gt=0)
+    lsd_weight: float = Field(1.0, ge=0)
+    min_labelled_fraction: float = Field(0.3, ge=0, le=1)

@@ -1,0 +1,192 @@
+"""The training loop: batches from ``sampler``, masked weighted loss, periodic validation,
+checkpoints that resume exactly (weights, optimizer, step, torch RNG; the sampler's numpy
+generator is a pure function of (seed, step)), a CSV of losses and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from axonseg.errors import ConfigError, OutputExistsError
+from axonseg.model import shapes
+from axonseg.model.checkpoint import list_checkpoints, load_training_state, save_model, save_training_state
+from axonseg.model.losses import masked_mse, weighted_bce
+from axonseg.model.predict import cpu_bf16_is_fast
+from axonseg.model.sampler import BatchStream, TrainingVolume, validation_batches
+from axonseg.model.train_config import TrainConfig
+from axonseg.model.unet import AffinityNet
+
+log = logging.getLogger(__name__)
+
+ValidateHook = Callable[[int, AffinityNet], dict[str, float]]
+
+
+def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """Affinity loss (weighted BCE on logits, or weighted MSE on sigmoids) plus, with the LSD
+    head, ``lsd_weight`` times the masked MSE of the LSDs."""
+    n = cfg.model.num_affinities
+    affinity_logits = logits[:, :n]
+    if cfg.loss == "bce":
+        loss = weighted_bce(affinity_logits, batch["affinities"], batch["weights"])
+    else:
+        loss = masked_mse(torch.sigmoid(affinity_logits.float()), batch["affinities"], batch["weights"])
+    if cfg.model.lsd and cfg.lsd_weight > 0:
+        lsd_mask = batch["lsd_mask"].expand_as(batch["lsds"])
+        loss = loss + cfg.lsd_weight * masked_mse(torch.sigmoid(logits[:, n:].float()), batch["lsds"], lsd_mask)
+    return loss
+
+
+def _use_bf16(cfg: TrainConfig) -> bool:
+    if cfg.amp == "bfloat16":
+        return True
+    return cfg.amp == "auto" and cpu_bf16_is_fast(cfg.num_threads)
+
+
+def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> float:
+    """Mean loss over fixed held-out batches (no augmentation, no gradient)."""
+    if not batches:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    losses = []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=_use_bf16(cfg)):
+        for batch in batches:
+            tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+            losses.append(float(compute_loss(model(tensors["raw"]), tensors, cfg)))
+    model.train(was_training)
+    return float(np.mean(losses))
+
+
+def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
+    """``losses.csv`` (step, loss, val_loss; val_loss empty when not validated) and ``losses.png``."""
+    with open(out_dir / "losses.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "loss", "val_loss"])
+        for row in history:
+            val = row["val_loss"]
+            writer.writerow([int(row["step"]), f"{row['loss']:.6g}", "" if math.isnan(val) else f"{val:.6g}"])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in history])
+    loss = np.array([r["loss"] for r in history])
+    val = np.array([r["val_loss"] for r in history])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, loss, lw=0.5, alpha=0.4, label="train loss")
+    if len(loss) >= 10:
+        window = max(5, len(loss) // 50)
+        ax.plot(steps[window - 1 :], np.convolve(loss, np.ones(window) / window, mode="valid"), label=f"train (mean of {window})")
+    seen = ~np.isnan(val)
+    if seen.any():
+        ax.plot(steps[seen], val[seen], "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "losses.png", dpi=100)
+    plt.close(fig)
+
+
+def train(
+    cfg: TrainConfig,
+    train_volumes: list[TrainingVolume],
+    val_volumes: list[TrainingVolume] | None = None,
+    resume: bool = False,
+    validate_hook: ValidateHook | None = None,
+    stop_at: int | None = None,
+) -> dict[str, Any]:
+    """Train (or resume training) an ``AffinityNet``.
+
+    Args:
+        cfg: the run's config; ``cfg.out_dir`` receives ``checkpoints/``, ``model.pt``,
+            ``losses.csv``, ``losses.png`` and ``train_config.json``.
+        train_volumes: volumes cut to their training ROIs.
+        val_volumes: held-out volumes (validation loss every ``validate_every`` steps).
+        resume: continue from the newest checkpoint in ``out_dir/checkpoints`` (a fresh start
+            when there is none).
+        validate_hook: called as ``hook(step, model)`` at each validation; its metrics are
+            logged and stored in the history (the place for VOI/NERL once segmentation exists).
+        stop_at: stop after this many steps in total (simulates an interruption; for tests).
+
+    Returns:
+        ``{"step": steps done, "history": rows, "model": the trained AffinityNet}``.
+
+    Raises:
+        OutputExistsError: checkpoints exist and ``resume`` is False.
+        ConfigError: resuming with a different model architecture.
+    """
+    torch.set_num_threads(cfg.num_threads)
+    out_dir = Path(cfg.out_dir)
+    checkpoint_dir = out_dir / "checkpoints"
+    existing = list_checkpoints(checkpoint_dir)
+    if existing and not resume:
+        raise OutputExistsError(f"{checkpoint_dir} holds checkpoints: pass resume=True (--resume) or choose another out_dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "train_config.json").write_text(cfg.model_dump_json(indent=2))
+
+    torch.manual_seed(cfg.seed)
+    model = AffinityNet(cfg.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, history = 0, []
+    if resume and existing:
+        state = load_training_state(existing[-1])
+        if state["model_config"] != cfg.model.model_dump_json():
+            raise ConfigError(f"model config differs from the one in {existing[-1]}: cannot resume with another architecture")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start, history = int(state["step"]), list(state["history"])
+        log.info("resumed from %s at step %d", existing[-1], start)
+
+    in_shape = shapes.valid_input_shape(cfg.model, cfg.output_shape)
+    log.info("input %s -> output %s voxels, context %s", in_shape, shapes.valid_output_shape(cfg.model, in_shape), shapes.context(cfg.model))
+    val_batches = validation_batches(val_volumes, cfg) if val_volumes else []
+    loader = DataLoader(
+        BatchStream(train_volumes, cfg, start), batch_size=None, num_workers=cfg.num_workers,
+        prefetch_factor=2 if cfg.num_workers else None,
+    )
+    bf16 = _use_bf16(cfg)
+    model.train()
+    done, tic = start, time.perf_counter()
+    for step, batch in loader:
+        if stop_at is not None and done >= stop_at:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(batch["raw"])
+        loss = compute_loss(logits, batch, cfg)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        row: dict[str, float] = {"step": float(done), "loss": float(loss.detach()), "val_loss": math.nan}
+        if done % cfg.validate_every == 0 or done == cfg.steps:
+            row["val_loss"] = validation_loss(model, val_batches, cfg)
+            if validate_hook is not None:
+                for key, value in validate_hook(done, model).items():
+                    row[f"hook_{key}"] = float(value)
+            log.info("step %d loss %.4f val_loss %.4f (%.2f s/step)", done, row["loss"], row["val_loss"], (time.perf_counter() - tic) / max(1, done - start))
+        history.append(row)
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
+                "torch_rng": torch.get_rng_state(), "history": history,
+                "model_config": cfg.model.model_dump_json(), "sampler": json.dumps({"seed": cfg.seed, "next_step": done}),
+            }
+            save_training_state(checkpoint_dir, done, state, keep=cfg.keep_checkpoints)
+            save_model(model, out_dir / "model.pt", extra={"step": done})
+            write_history(history, out_dir)
+    return {"step": done, "history": history, "model": model}

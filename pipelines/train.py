@@ -1,0 +1,118 @@
+"""Training pipeline: read a train YAML, load its volumes (small: read once into memory),
+run ``axonseg.model.train_loop.train`` and save the resolved config next to the output.
+
+Run: ``python -m axonseg.pipelines.train configs/train_fib.yaml [--resume]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from axonseg.errors import AxonsegError, ConfigError, InputError
+from axonseg.model.sampler import TrainingVolume
+from axonseg.model.train_config import DatasetSpec, TrainConfig
+from axonseg.model.train_loop import ValidateHook, train
+
+log = logging.getLogger(__name__)
+
+
+def read_array(address: str, voxel_size: tuple[float, float, float] | None) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Read a whole array into memory; returns ``(array zyx, voxel_size nm zyx)``."""
+    try:
+        from axonseg.io import open_volume
+    except ImportError:  # the io layer is not there yet: read h5 directly
+        return _read_h5(address, voxel_size)
+    volume = open_volume(address, voxel_size=voxel_size)
+    return np.asarray(volume.data.compute()), tuple(float(v) for v in volume.voxel_size)  # type: ignore[return-value]
+
+
+def _read_h5(address: str, voxel_size: tuple[float, float, float] | None) -> tuple[np.ndarray, tuple[float, float, float]]:
+    import h5py
+
+    path, _, dataset = address.partition(":")
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such file")
+    with h5py.File(path, "r") as handle:
+        if dataset not in handle:
+            raise InputError(f"{address}: dataset {dataset!r} not found")
+        array = handle[dataset][...]
+        stored = handle[dataset].attrs.get("resolution_nm_zyx")
+    size = voxel_size or (tuple(float(v) for v in stored) if stored is not None else None)
+    if size is None:
+        raise InputError(f"{address} has no voxel size: set voxel_size in the dataset entry")
+    return array, size  # type: ignore[return-value]
+
+
+def load_volumes(cfg: TrainConfig) -> tuple[list[TrainingVolume], list[TrainingVolume]]:
+    """Read every dataset entry once (arrays shared between entries of the same address) and
+    cut it to its ROI. Returns ``(train_volumes, val_volumes)``."""
+    cache: dict[tuple[str, object], tuple[np.ndarray, tuple[float, float, float]]] = {}
+
+    def get(address: str, spec: DatasetSpec) -> tuple[np.ndarray, tuple[float, float, float]]:
+        key = (address, spec.voxel_size)
+        if key not in cache:
+            cache[key] = read_array(address, spec.voxel_size)
+        return cache[key]
+
+    train_volumes, val_volumes = [], []
+    for spec in cfg.datasets:
+        raw, voxel_size = get(spec.raw, spec)
+        labels, _ = get(spec.labels, spec)
+        if not np.allclose(voxel_size, cfg.model.voxel_size, rtol=0.05):
+            raise ConfigError(f"{spec.raw} has voxel_size {list(voxel_size)} nm but model.voxel_size is {list(cfg.model.voxel_size)} nm")
+        window = spec.roi_slices(voxel_size)
+        volume = TrainingVolume(raw[window], labels[window].astype(np.uint64), voxel_size, name=f"{spec.raw}[{spec.roi}]")
+        (train_volumes if spec.split == "train" else val_volumes).append(volume)
+        log.info("%s split %s: %s voxels", volume.name, spec.split, volume.raw.shape)
+    if not train_volumes:
+        raise ConfigError("datasets has no entry with split: train")
+    return train_volumes, val_volumes
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Parse a train YAML into a ``TrainConfig``; errors name the file and the bad key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        return TrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHook | None = None, out_dir: str | None = None) -> dict:
+    """Train from a YAML config; writes the resolved config to ``out_dir/config.yaml``."""
+    cfg = load_config(config_path)
+    if out_dir is not None:
+        cfg = cfg.model_copy(update={"out_dir": out_dir})
+    train_volumes, val_volumes = load_volumes(cfg)
+    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(cfg.out_dir) / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return train(cfg, train_volumes, val_volumes, resume=resume, validate_hook=validate_hook)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", help="train YAML (see configs/train_fib.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--out-dir", default=None, help="override out_dir of the config")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        result = run(args.config, resume=args.resume, out_dir=args.out_dir)
+    except AxonsegError as error:
+        print(f"error: {error}")
+        return 1
+    log.info("finished at step %d", result["step"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""Inference: block invariance, output formats, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from axonseg.errors import InputError
+from axonseg.model import shapes
+from axonseg.model.predict import Predictor, normalize_raw, predict_volume
+from axonseg.model.unet import build_model
+
+
+def smooth_raw(shape, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    raw = ndimage.gaussian_filter(rng.random(shape), 1.5)
+    raw = (raw - raw.min()) / (raw.max() - raw.min())
+    return (raw * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def predictor(iso_config):
+    torch.manual_seed(0)
+    model = build_model(iso_config, seed=0)
+    with torch.no_grad():  # sharpen the random head so affinities spread over 0..255
+        model.head.weight.mul_(20.0)
+    return Predictor(model, device="cpu", precision="float32", freeze=False)
+
+
+def test_block_invariance(predictor):
+    raw = smooth_raw((12, 13, 16))
+    small = predict_volume(raw, predictor, (8, 8, 8), batch_size=3)
+    large = predict_volume(raw, predictor, (4, 16, 12))
+    whole = predict_volume(raw, predictor, raw.shape)
+    assert small.shape == (8, 12, 13, 16) and small.dtype == np.uint8
+    assert small.std() > 5  # not a constant output
+    assert np.abs(small.astype(int) - large.astype(int)).max() <= 1
+    assert np.abs(small.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_block_invariance_anisotropic(aniso_config):
+    predictor = Predictor(build_model(aniso_config, seed=2), device="cpu", precision="float32", output_dtype="float16", freeze=False)
+    raw = smooth_raw((6, 14, 20), seed=1)
+    a = predict_volume(raw, predictor, (3, 8, 8), voxel_size=(30, 8, 8))
+    b = predict_volume(raw, predictor, (4, 12, 20), voxel_size=(30, 8, 8))
+    assert a.dtype == np.float16 and a.shape == (8, 6, 14, 20)
+    assert np.abs(a.astype(np.float32) - b.astype(np.float32)).max() <= 1 / 255
+
+
+def test_predictor_returns_the_centre(predictor, iso_config):
+    in_shape = shapes.valid_input_shape(iso_config, (4, 4, 8))
+    raw = smooth_raw(in_shape, seed=3)
+    out = predictor(raw)
+    assert out.shape == (iso_config.num_affinities,) + shapes.valid_output_shape(iso_config, in_shape)
+    # the same voxels through predict_volume (which pads the volume) agree in the interior
+    full = predict_volume(raw, predictor, raw.shape)
+    c = shapes.context(iso_config)
+    inner = full[:, c[0] : c[0] + out.shape[1], c[1] : c[1] + out.shape[2], c[2] : c[2] + out.shape[3]]
+    assert np.abs(inner.astype(int) - out.astype(int)).max() <= 1
+
+
+def test_small_volume_is_reflect_padded(predictor, caplog):
+    raw = smooth_raw((5, 6, 7))
+    with caplog.at_level(logging.WARNING):
+        out = predict_volume(raw, predictor, (8, 8, 8))
+    assert out.shape == (8, 5, 6, 7)
+    assert "smaller than the network context" in caplog.text
+
+
+def test_bad_inputs_raise_input_error(predictor, iso_config):
+    in_shape = shapes.valid_input_shape(iso_config, (4, 4, 4))
+    good = np.zeros(in_shape, dtype=np.uint8)
+    with pytest.raises(InputError, match="2 channel.*in_channels=1"):
+        predictor(np.zeros((2,) + in_shape, dtype=np.uint8))
+    with pytest.raises(InputError, match=r"voxel_size \[30.0, 8.0, 8.0\].*\[10.0, 10.0, 10.0\]"):
+        predictor(good, voxel_size=(30, 8, 8))
+    nan = good.astype(np.float32)
+    nan[3, 3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        predictor(nan)
+    with pytest.raises(InputError, match="not valid along z"):
+        predictor(good[1:])
+    with pytest.raises(InputError, match="dtype int8"):
+        normalize_raw(np.zeros(3, dtype=np.int8))
+
+
+def test_bf16_error_is_small(iso_config):
+    """bf16 autocast keeps affinities within 2/255 of float32 (slow on AVX2 CPUs: tiny volume)."""
+    model = build_model(iso_config, seed=4)
+    with torch.no_grad():
+        model.head.weight.mul_(20.0)  # spread affinities over [0, 1] so errors are not hidden near 0.5
+    raw = smooth_raw(shapes.valid_input_shape(iso_config, (8, 8, 8)), seed=5)
+    f32 = Predictor(model, device="cpu", precision="float32", output_dtype="float16")(raw).astype(np.float32)
+    b16 = Predictor(model, device="cpu", precision="bfloat16", output_dtype="float16")(raw).astype(np.float32)
+    assert f32.std() > 0.05
+    assert np.abs(f32 - b16).max() < 2 / 255
+
+
+def test_frozen_network_matches_eager(iso_config):
+    model = build_model(iso_config, seed=6)
+    raw = smooth_raw(shapes.valid_input_shape(iso_config, (4, 8, 8)), seed=6)
+    eager = Predictor(model, device="cpu", precision="float32", output_dtype="float16", freeze=False)(raw)
+    frozen = Predictor(model, device="cpu", precision="float32", output_dtype="float16", freeze=True)
+    assert frozen.freeze is True
+    np.testing.assert_allclose(frozen(raw).astype(np.float32), eager.astype(np.float32), atol=1e-3)
+    np.testing.assert_allclose(frozen(raw).astype(np.float32), eager.astype(np.float32), atol=1e-3)  # cached trace
+    auto = Predictor(model, device="cpu", precision="float32", output_dtype="float16")
+    assert auto.freeze == "auto"
+    np.testing.assert_allclose(auto(raw).astype(np.float32), eager.astype(np.float32), atol=1e-3)
