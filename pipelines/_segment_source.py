@@ -97,7 +97,7 @@ def check_same_grid(pred: Volume, gt: Volume) -> None:
 
 def read_roi(volume: Volume, roi: Roi) -> np.ndarray:
     """The voxels of ``roi`` (inside the volume) as a numpy array, zyx."""
-    return np.asarray(volume.data[roi.to_slices()].compute(scheduler="synchronous"))
+    return volume.read(roi.to_slices())
 
 
 def sort_lut(lut: Lut) -> Lut:

@@ -61,6 +61,8 @@ def group_by_chunk(voxels: np.ndarray, chunk_shape: Sequence[int]) -> ChunkGroup
     # an order of magnitude faster than a lexsort over three.
     grid = chunk.max(axis=0) + 1
     key = (chunk[:, 0] * grid[1] + chunk[:, 1]) * grid[2] + chunk[:, 2]
+    if int(np.prod(grid)) <= np.iinfo(np.uint16).max:
+        key = key.astype(np.uint16)  # numpy's stable sort is a radix sort for 16-bit keys: O(N)
     order = np.argsort(key, kind="stable")
     ordered_key = key[order]
     change = np.flatnonzero(ordered_key[1:] != ordered_key[:-1]) + 1

@@ -65,7 +65,7 @@ def open_volume(
     attrs = dict(meta.get("attrs", {}))
     # formats without geometry (npy, tif) get offset 0; callers may align them to a partner array
     attrs["offset_in_metadata"] = offset is not None or "offset" in meta
-    return Volume(data, checked, origin, str(parsed), attrs)  # type: ignore[arg-type]
+    return Volume(data, checked, origin, str(parsed), attrs, meta.get("store_array"))  # type: ignore[arg-type]
 
 
 def _default_chunks(shape: Sequence[int], chunks: Sequence[int] | None) -> tuple[int, ...]:
@@ -121,6 +121,7 @@ def _open_zarr(address: Address, chunks: Sequence[int] | None) -> tuple[da.Array
             meta["voxel_size"] = size
         if offset is not None:
             meta["offset"] = offset
+    meta["store_array"] = array
     return da.from_zarr(array), meta
 
 
@@ -200,7 +201,7 @@ def _open_h5(address: Address, chunks: Sequence[int] | None) -> tuple[da.Array, 
     dataset = handle[key]
     lazy = _H5Array(address.path, key, dataset.shape, dataset.dtype)
     data = da.from_array(lazy, chunks=_default_chunks(dataset.shape, dataset.chunks[-3:] if dataset.chunks and chunks is None else chunks))
-    meta: dict[str, Any] = {"attrs": {}}
+    meta: dict[str, Any] = {"attrs": {}, "store_array": lazy}
     size, offset = _voxel_from_attrs({**dict(handle.attrs), **dict(dataset.attrs)})
     if size is None:
         size = _axonem_voxel_size(address.path)
@@ -280,4 +281,4 @@ def _open_npy(address: Address, chunks: Sequence[int] | None) -> tuple[da.Array,
         data = np.load(address.path, mmap_mode="r")
     except ValueError as err:
         raise InputError(f"{address.path}: not a readable .npy file ({err})") from None
-    return da.from_array(data, chunks=_default_chunks(data.shape, chunks)), {"attrs": {}}
+    return da.from_array(data, chunks=_default_chunks(data.shape, chunks)), {"attrs": {}, "store_array": data}

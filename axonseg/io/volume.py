@@ -43,6 +43,9 @@ class Volume:
         offset: world position of voxel (0, 0, 0) in nm, zyx.
         source: where the data came from (path and dataset), for messages.
         attrs: free-form metadata read with the array (for example affinity offsets).
+        store_array: the array-like under ``data`` (zarr array, h5 dataset, memmap), for
+            direct reads of small regions without building a dask graph; None for
+            computed arrays.
     """
 
     data: da.Array
@@ -50,6 +53,18 @@ class Volume:
     offset: Triple = (0.0, 0.0, 0.0)
     source: str = "<memory>"
     attrs: dict[str, Any] = field(default_factory=dict)
+    store_array: Any = field(default=None, repr=False, compare=False)
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """The voxels at ``region`` (slices over all axes, or the last three) as numpy.
+
+        Reads the store directly when it can: for one block a dask graph costs more than the read.
+        """
+        if len(region) < self.data.ndim:
+            region = (slice(None),) * (self.data.ndim - len(region)) + tuple(region)
+        if self.store_array is not None:
+            return np.asarray(self.store_array[region])
+        return np.asarray(self.data[region].compute(scheduler="synchronous"))
 
     @property
     def shape(self) -> tuple[int, ...]:
