@@ -63,7 +63,9 @@ class Volume:
         if len(region) < self.data.ndim:
             region = (slice(None),) * (self.data.ndim - len(region)) + tuple(region)
         if self.store_array is not None:
-            return np.asarray(self.store_array[region])
+            block = np.asarray(self.store_array[region])
+            # memmap slices are read-only views; callers (fastremap, in-place ops) need a copy
+            return block if block.flags.writeable else block.copy()
         return np.asarray(self.data[region].compute(scheduler="synchronous"))
 
     @property
