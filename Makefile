@@ -21,14 +21,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/axonseg demo --out demo_out
 
+# GUI tests (napari) need a display: under xvfb-run when it is installed, else they skip.
+XVFB      := $(shell command -v xvfb-run >/dev/null 2>&1 && echo "xvfb-run -a")
+
 test: $(STAMP)
-	$(VENV)/bin/pytest -q
+	$(XVFB) $(VENV)/bin/pytest -q
 
 test-slow: $(STAMP)
-	$(VENV)/bin/pytest -q -m slow
+	$(XVFB) $(VENV)/bin/pytest -q -m slow
 
 test-all: $(STAMP)
-	$(VENV)/bin/pytest -q -m "slow or not slow"
+	$(XVFB) $(VENV)/bin/pytest -q -m "slow or not slow"
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

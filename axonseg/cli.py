@@ -238,9 +238,42 @@ def simulate(
 
 
 @app.command()
-def proofread(run_dir: Path = typer.Argument(..., help="run folder")) -> None:
-    """Open the run in napari for merge/split/undo proofreading."""
-    _not_built("proofread", 7)
+def agglomerate(
+    run_dir: Path = typer.Argument(..., help="run folder whose volume.zarr/affinities exist (czyx, offsets in the group attrs)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="segment config YAML (see configs/segment.yaml; configs/segment_fib.yaml, configs/segment_axonem.yaml)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="LUT threshold in [0, 1] (1 - affinity) written to segmentation/; default: the config's, else reports/best_threshold.json, else the median"),
+    block_shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--block-shape", help="block shape in voxels, z y x"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
+    restart: bool = typer.Option(False, "--restart", help="start every stage again (also after a config change of an interrupted run)"),
+) -> None:
+    """Fragments -> region graph -> agglomeration LUTs -> segmentation, from a run's affinities (blockwise, resumable)."""
+    from axonseg.config import validate_config
+    from axonseg.pipelines.segment_stages import SegmentConfig, load_segment_config, run_segment_stages
+
+    settings = load_segment_config(config)
+    if block_shape is not None:
+        settings = validate_config(SegmentConfig, {**settings.model_dump(), "block_shape": block_shape}, "command line")
+    results = run_segment_stages(run_dir, settings, scheduler=scheduler, restart=restart, threshold=threshold)
+    graph = results["agglomerate"].details or {}
+    typer.echo(
+        f"wrote {run_dir / 'volume.zarr' / 'segmentation'} (threshold {results['relabel'].details['threshold']}); "
+        f"graph {graph.get('n_nodes')} fragments, {graph.get('n_edges')} edges; "
+        f"LUTs for thresholds {graph.get('thresholds')} in {run_dir / 'luts'}"
+    )
+
+
+@app.command()
+def proofread(
+    run_dir: Path = typer.Argument(..., help="run folder"),
+    user: Optional[str] = typer.Option(None, "--user", help="name recorded in the edit log (default: login)"),
+) -> None:
+    """Open the run in napari for merge/split/undo proofreading (edits go to RUN/edits.sqlite)."""
+    import napari
+
+    from axonseg.viewer import open_proofread_viewer
+
+    open_proofread_viewer(run_dir, show=True, user=user)
+    napari.run()
 
 
 def main() -> None:

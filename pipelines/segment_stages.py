@@ -1,0 +1,51 @@
+"""The segment stages in order: fragments -> graph -> agglomerate -> relabel, on a run whose
+affinities exist. Each stage skips itself when its output is up to date for the config.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from axonseg.pipelines._segment_stage import StageResult
+from axonseg.pipelines.agglomerate import run_agglomerate
+from axonseg.pipelines.fragments import run_fragments
+from axonseg.pipelines.graph import run_graph
+from axonseg.pipelines.relabel import run_relabel
+from axonseg.pipelines.segment_config import SegmentConfig, load_segment_config
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SegmentConfig", "StageResult", "load_segment_config", "run_segment_stages"]
+
+
+def run_segment_stages(
+    run_dir: str | Path,
+    config: SegmentConfig | None = None,
+    scheduler: str = "threads",
+    restart: bool = False,
+    show_progress: bool = True,
+    threshold: float | None = None,
+) -> dict[str, StageResult]:
+    """Run fragments, graph, agglomerate and relabel on ``run_dir`` (affinities must exist).
+
+    Args:
+        run_dir: the run folder with ``volume.zarr/affinities``.
+        config: the segment config; defaults when None.
+        scheduler: ``synchronous``, ``threads[:N]``, ``local[:N]`` or ``tcp://host:port``.
+        restart: start every stage again, even where its output is up to date.
+        show_progress: draw progress bars.
+        threshold: LUT threshold in [0, 1] for the segmentation (see :func:`run_relabel`).
+
+    Returns:
+        ``{stage: StageResult}`` in stage order.
+    """
+    config = config or SegmentConfig()
+    common = {"scheduler": scheduler, "restart": restart, "show_progress": show_progress}
+    results = {
+        "fragments": run_fragments(run_dir, config, **common),
+        "graph": run_graph(run_dir, config, **common),
+        "agglomerate": run_agglomerate(run_dir, config, **common),
+    }
+    results["relabel"] = run_relabel(run_dir, config, threshold=threshold, **common)
+    return results

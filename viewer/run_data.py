@@ -1,0 +1,158 @@
+"""Everything the proofreading viewer reads from a run folder, and the session it edits with.
+
+The base LUT is the one relabel would use: ``reports/best_threshold.json``, else the only
+LUT, else the median threshold. The session's ``locate`` reads the fragments volume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from axonseg.errors import InputError
+from axonseg.io import Volume, group_exists, open_volume
+from axonseg.io.luts import read_luts
+from axonseg.pipelines._segment_source import read_best_threshold, run_store
+from axonseg.proofread import ProofreadSession
+from axonseg.proofread.candidates import Candidates, dangling_ends, uncertain_merges
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunData:
+    """A run opened for proofreading (volumes are lazy).
+
+    Attributes:
+        run_dir: the run folder.
+        raw: raw EM levels s0..sN (finest first).
+        fragments: fragment levels s0..sN.
+        labels: ground truth s0 or None.
+        threshold: the base LUT's threshold.
+        base_lut: ``(fragment_ids, segment_ids)``.
+        graph: the region graph (or None when the run has none).
+        evaluation: ``reports/evaluation.json`` or None.
+        skeletons: ``{segment_id: AxonGraph}`` from ``RUN/skeletons`` (may be empty).
+        synapse_counts: ``{segment_id: synapses as pre or post}`` from the last export (may be empty).
+    """
+
+    run_dir: Path
+    raw: list[Volume]
+    fragments: list[Volume]
+    labels: Volume | None
+    threshold: float
+    base_lut: tuple[np.ndarray, np.ndarray]
+    graph: object | None
+    evaluation: dict | None = None
+    skeletons: dict = field(default_factory=dict)
+    synapse_counts: dict = field(default_factory=dict)
+
+    @property
+    def voxel_size(self) -> np.ndarray:
+        return np.asarray(self.fragments[0].voxel_size, np.float64)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return np.asarray(self.fragments[0].offset, np.float64)
+
+    def fragment_at(self, points_nm: np.ndarray) -> np.ndarray:
+        """Fragment id under each (z, y, x) nm point (0 outside the volume)."""
+        points = np.asarray(points_nm, np.float64).reshape(-1, 3)
+        voxels = np.floor((points - self.offset) / self.voxel_size).astype(np.int64)
+        shape = np.asarray(self.fragments[0].spatial_shape)
+        inside = ((voxels >= 0) & (voxels < shape)).all(axis=1)
+        ids = np.zeros(len(points), np.uint64)
+        data = self.fragments[0].data
+        for i in np.flatnonzero(inside):
+            ids[i] = np.asarray(data[tuple(voxels[i])])
+        return ids
+
+    def open_session(self, user: str | None = None) -> ProofreadSession:
+        """The edit session over ``RUN/edits.sqlite``, seeds located in the fragments volume."""
+        return ProofreadSession(self.run_dir / "edits.sqlite", self.base_lut, self.graph, user=user,
+                                locate=self.fragment_at, base_id=f"threshold={self.threshold}")
+
+    def candidates(self, session: ProofreadSession) -> Candidates:
+        """Ranked error locations: the evaluation's split and merge lists when there is ground
+        truth, else the least certain merges and short dangling skeleton ends."""
+        if self.evaluation and (self.evaluation.get("splits") or self.evaluation.get("merges")):
+            rows = [("split", r["location_nm"], r["segment_ids"], -r.get("erl_gain_nm", 0.0))
+                    for r in self.evaluation.get("splits", [])]
+            rows += [("merge", r["location_nm"], [r["segment_id"], 0], -r.get("erl_loss_nm", 0.0))
+                     for r in self.evaluation.get("merges", [])]
+            rows.sort(key=lambda r: r[3])  # largest ERL effect first
+            return Candidates(np.array([r[1] for r in rows], np.float64).reshape(-1, 3), np.array([r[0] for r in rows]),
+                              np.array([r[2] for r in rows], np.uint64).reshape(-1, 2), np.array([r[3] for r in rows]))
+        parts = []
+        if self.graph is not None:
+            parts.append(uncertain_merges(self.graph, *self.base_lut, self.threshold))
+        if self.skeletons:
+            shape_nm = np.asarray(self.fragments[0].spatial_shape) * self.voxel_size
+            parts.append(dangling_ends(self.skeletons, (self.offset, self.offset + shape_nm)))
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Candidates(np.zeros((0, 3)), np.zeros(0, "<U5"), np.zeros((0, 2), np.uint64), np.zeros(0))
+        # interleave the two kinds by rank, so "next error" alternates between them
+        order = np.argsort(np.concatenate([np.arange(len(p)) for p in parts]), kind="stable")
+        return Candidates(*(np.concatenate([getattr(p, f) for p in parts])[order]
+                            for f in ("location_nm", "kind", "segment_ids", "score")))
+
+
+def _synapse_counts(folder: Path) -> dict[int, int]:
+    """Synapses per segment (as pre or post) from an export's synapse table, when there is one."""
+    for path in sorted(folder.rglob("synapses.parquet")) + sorted(folder.rglob("synapses.csv")):
+        if path.exists():
+            import pandas as pd
+
+            table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+            if {"pre_id", "post_id"} <= set(table.columns):
+                ids, counts = np.unique(np.concatenate([table["pre_id"], table["post_id"]]), return_counts=True)
+                return dict(zip(ids.tolist(), counts.tolist()))
+    return {}
+
+
+def _levels(store: Path, name: str) -> list[Volume]:
+    levels, index = [], 0
+    while (store / name / f"s{index}" / "zarr.json").exists():
+        levels.append(open_volume(f"{store}/{name}/s{index}"))
+        index += 1
+    if not levels:
+        levels.append(open_volume(store / name))
+    return levels
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Open a run for proofreading.
+
+    Raises:
+        InputError: no volume.zarr, no raw or fragments, or no LUTs.
+    """
+    run_dir = Path(run_dir)
+    store = run_store(run_dir)
+    for name in ("raw", "fragments"):
+        if not group_exists(store, name):
+            raise InputError(f"{store / name}: missing; proofreading needs raw and fragments")
+    luts = read_luts(run_dir)
+    best = read_best_threshold(run_dir)
+    thresholds = sorted(luts)
+    match = [t for t in thresholds if best is not None and np.isclose(t, best)]
+    threshold = match[0] if match else thresholds[len(thresholds) // 2]
+    graph = None
+    if (run_dir / "graph" / "graph.json").exists():
+        from axonseg.pipelines.graph import read_graph  # pulls the blockwise stage code only when needed
+        graph = read_graph(run_dir)
+    evaluation_path = run_dir / "reports" / "evaluation.json"
+    evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None
+    skeletons = {}
+    if (run_dir / "skeletons" / "nodes.parquet").exists():
+        from axonseg.pipelines.skeletonize import read_run_skeletons
+        skeletons = read_run_skeletons(run_dir)
+    labels = open_volume(store / "labels") if group_exists(store, "labels") else None
+    synapse_counts = _synapse_counts(run_dir / "connectome")
+    logger.info("proofreading %s with the LUT of threshold %s", run_dir, threshold)
+    return RunData(run_dir, _levels(store, "raw"), _levels(store, "fragments"), labels, threshold, luts[threshold],
+                   graph, evaluation, skeletons, synapse_counts)
