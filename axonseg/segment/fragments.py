@@ -17,9 +17,8 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from axonseg.errors import InputError
-from axonseg.segment._watershed_kernel import edge_watershed
+from axonseg.segment._watershed_kernel import edge_watershed, float_edge_distances, inside_mask
 from axonseg.segment.affinities import (
-    as_uint8_bins,
     as_unit_float,
     check_affinities,
     check_voxel_size,
@@ -69,8 +68,19 @@ def _seeds(
     distance = edt.edt(inside, anisotropy=tuple(float(s) for s in voxel_size), parallel=1)
     # plateaus of equal distance give one seed each: maxima are grouped by connected components
     maxima = (distance == ndimage.maximum_filter(distance, size=2 * seed_radius + 1)) & inside
-    seeds = cc3d.connected_components(maxima, connectivity=connectivity)
-    return seeds.astype(np.int64, copy=False)
+    del distance
+    seeds = cc3d.connected_components(maxima, connectivity=connectivity).astype(np.int64)
+    # a small object next to a thicker one has no maximum of its own inside the window: every
+    # inside component without a seed becomes one seed, so it cannot be absorbed by a neighbour
+    components = cc3d.connected_components(inside, connectivity=connectivity)
+    seeded = np.zeros(int(components.max()) + 1, dtype=bool)
+    seeded[components[maxima]] = True
+    seeded[0] = True
+    if not seeded.all():
+        new_id = np.cumsum(~seeded) + seeds.max()
+        missing = ~seeded[components]
+        seeds[missing] = new_id[components[missing]]
+    return seeds
 
 
 def _edge_distances(affinities: np.ndarray, nn_channels: np.ndarray) -> np.ndarray:
@@ -78,7 +88,13 @@ def _edge_distances(affinities: np.ndarray, nn_channels: np.ndarray) -> np.ndarr
     n = int(np.prod(affinities.shape[1:]))
     distance = np.empty((3, n), dtype=np.uint8)
     for axis, channel in enumerate(nn_channels):
-        distance[axis] = 255 - as_uint8_bins(affinities[channel]).ravel()
+        values = np.ascontiguousarray(affinities[channel]).ravel()
+        if values.dtype == np.float16:  # numba has no float16; one channel at a time stays small
+            values = values.astype(np.float32)
+        if values.dtype == np.uint8:
+            np.subtract(255, values, out=distance[axis])
+        else:
+            float_edge_distances(values, distance[axis])
     return distance
 
 
@@ -172,10 +188,13 @@ def watershed_fragments(
             raise InputError(f"mask has shape {mask.shape}: expected {shape} like the affinities")
         mask = mask.astype(bool, copy=False)
 
-    boundary = boundary_map(affinities, nn_channels, (1, 2) if per_section else (0, 1, 2))
-    inside = boundary < boundary_threshold
-    if mask is not None:
-        inside &= mask
+    axes = np.asarray((1, 2) if per_section else (0, 1, 2), dtype=np.int64)
+    flat_mask = np.ones(int(np.prod(shape)), bool) if mask is None else np.ascontiguousarray(mask).ravel()
+    distance = _edge_distances(affinities, nn_channels)
+    shape_array = np.asarray(shape, dtype=np.int64)
+    # inside: boundary (1 - lowest touching affinity) < threshold, on the uint8 distances
+    inside_level = int(np.ceil(boundary_threshold * 255))
+    inside = inside_mask(distance, flat_mask, shape_array, axes, inside_level).reshape(shape)
     if not inside.any():
         return np.zeros(shape, dtype=np.uint64), 0
 
@@ -188,24 +207,27 @@ def watershed_fragments(
             next_id += int(section.max())
     else:
         seeds = _seeds(inside, size_nm, seed_radius, seed_method)
-    labels = edge_watershed(
-        seeds.ravel(),
-        _edge_distances(affinities, nn_channels),
-        np.ones(seeds.size, bool) if mask is None else np.ascontiguousarray(mask).ravel(),
-        np.asarray(shape, dtype=np.int64),
-        np.asarray((1, 2) if per_section else (0, 1, 2), dtype=np.int64),
+    del inside
+    # seeds are 1..k, all used, and the kernel adds new ids above them: the ids it returns
+    # are consecutive, so only a merge of small fragments needs a renumbering
+    renumber = min_size > 1
+    if not renumber and id_offset + seeds.size > _UINT64_MAX:
+        raise InputError(f"id_offset {id_offset} + up to {seeds.size} fragments overflows uint64")
+    fragments, n_ids = edge_watershed(
+        seeds.ravel(), distance, flat_mask, shape_array, axes,
         int(np.floor(boundary_threshold * 255)),
         int(np.floor(boundary_threshold * 255 * 0.25)),
+        np.uint64(0 if renumber else id_offset),
     )
-    labels = labels.reshape(shape)
-
-    if min_size > 1:
-        labels = _merge_small(labels, affinities, nn_channels, min_size)
-    labels, mapping = fastremap.renumber(labels, preserve_zero=True)
-    n_ids = len(mapping) - (1 if 0 in mapping else 0)
-    if id_offset + n_ids > _UINT64_MAX:
-        raise InputError(f"id_offset {id_offset} + {n_ids} fragments overflows uint64")
-    fragments = labels.astype(np.uint64)
-    fragments[fragments > 0] += np.uint64(id_offset)
+    del seeds, distance
+    fragments = fragments.reshape(shape)
+    if renumber:
+        labels = _merge_small(fragments.astype(np.int64), affinities, nn_channels, min_size)
+        labels, mapping = fastremap.renumber(labels, preserve_zero=True)
+        n_ids = len(mapping) - (1 if 0 in mapping else 0)
+        if id_offset + n_ids > _UINT64_MAX:
+            raise InputError(f"id_offset {id_offset} + {n_ids} fragments overflows uint64")
+        fragments = labels.astype(np.uint64)
+        fragments[fragments > 0] += np.uint64(id_offset)
     logger.debug("watershed_fragments: %d fragments in a block of shape %s", n_ids, shape)
     return fragments, n_ids

@@ -12,18 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cc3d
 import fastremap
 import numpy as np
 
 from axonseg.errors import InputError
-from axonseg.segment.affinities import (
-    as_uint8_bins,
-    as_unit_float,
-    check_affinities,
-    check_voxel_size,
-)
-from axonseg.segment.faces import face_pairs
+from axonseg.segment._graph_kernel import accumulate_graph, face_histograms, id_range
+from axonseg.segment._kernels import table_capacity
+from axonseg.segment.affinities import check_affinities, check_voxel_size
 
 N_BINS = 256
 
@@ -165,59 +160,50 @@ def block_region_graph(
     graph = empty_graph()
     if not fragments_context[1:, 1:, 1:].any():
         return graph
-    # small dense ids (context included) let cc3d count nodes and make edge keys plain int64s
-    dense_context, mapping = fastremap.renumber(
-        np.ascontiguousarray(fragments_context), preserve_zero=True
-    )
-    id_of_dense = np.zeros(len(mapping) + 1, dtype=np.uint64)
-    id_of_dense[np.fromiter(mapping.values(), np.int64, len(mapping))] = np.fromiter(
-        mapping.keys(), np.uint64, len(mapping)
-    )
-    n_dense = np.int64(len(id_of_dense))
+    context = np.ascontiguousarray(fragments_context)
+    channels = [np.ascontiguousarray(affinities[c]) for c in nn_channels]
+    low, high = (int(i) for i in id_range(context))
+    if high - low + 1 <= context.size:
+        # a compact id range (one block's fragments and its neighbours'): ids index plain
+        # arrays directly, no renumbering pass
+        id_of_dense = np.arange(low - 1, high + 1, dtype=np.uint64)
+        id_of_dense[0] = 0
+        dense_ids = context
+    else:
+        # small dense ids (context included) index plain arrays and make edge keys int64s
+        dense_ids, mapping = fastremap.renumber(context, preserve_zero=True)
+        id_of_dense = np.zeros(len(mapping) + 1, dtype=np.uint64)
+        id_of_dense[np.fromiter(mapping.values(), np.int64, len(mapping))] = np.fromiter(
+            mapping.keys(), np.uint64, len(mapping)
+        )
+        dense_ids, low = dense_ids.astype(np.int32, copy=False), 1
+    n_dense = len(id_of_dense)
+    # fragments have some 10 neighbours: start the edge table small (it grows) and cache-hot
+    (node_size, node_sum, lo, hi, edge_sum, axis_count, face_edge, face_bin) = accumulate_graph(
+        dense_ids, np.uint64(low), channels[0], channels[1], channels[2],
+        affinities.dtype == np.uint8, n_dense, table_capacity(8 * n_dense))
+    del dense_ids
 
-    write = np.ascontiguousarray(dense_context[1:, 1:, 1:])
-    stats = cc3d.statistics(write)
-    present = np.flatnonzero(np.asarray(stats["voxel_counts"]) > 0)
-    present = present[present > 0]
-    order = np.argsort(id_of_dense[present])
-    present = present[order]
+    present = np.flatnonzero(node_size)
+    present = present[np.argsort(id_of_dense[present])]
     graph.node_id = id_of_dense[present]
-    graph.node_size = np.asarray(stats["voxel_counts"])[present].astype(np.int64)
-    graph.node_centroid = origin_nm + np.asarray(stats["centroids"], np.float64)[present] * size_nm
-
-    faces = face_pairs(dense_context, affinities, nn_channels)
-    if len(faces.here) == 0:
+    graph.node_size = node_size[present]
+    graph.node_centroid = origin_nm + node_sum[present] / node_size[present, None] * size_nm
+    if len(lo) == 0:
         return graph
     # dense ids follow the order of first appearance, not of fragment ids: order pairs by id
-    here_id = id_of_dense[faces.here]
-    there_id = id_of_dense[faces.there]
-    swap = here_id > there_id
-    low = np.where(swap, faces.there, faces.here).astype(np.int64)
-    high = np.where(swap, faces.here, faces.there).astype(np.int64)
-    bins = as_uint8_bins(faces.values)
-    # one sort groups faces by (edge, bin): histogram entries, and edges as runs of entries
-    entry_keys, entry_of_face, entry_counts = np.unique(
-        (low * n_dense + high) * N_BINS + bins, return_inverse=True, return_counts=True
-    )
-    edge_keys = entry_keys // N_BINS
-    first_entry = np.flatnonzero(np.r_[True, edge_keys[1:] != edge_keys[:-1]])
+    id_lo, id_hi = id_of_dense[lo], id_of_dense[hi]
+    u, v = np.minimum(id_lo, id_hi), np.maximum(id_lo, id_hi)
+    order = np.lexsort((v, u))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
     face_area = np.array([size_nm[1] * size_nm[2], size_nm[0] * size_nm[2], size_nm[0] * size_nm[1]])
-    entry_sum = np.bincount(
-        entry_of_face, weights=as_unit_float(faces.values), minlength=len(entry_keys)
-    )
-    entry_area = np.bincount(entry_of_face, weights=face_area[faces.axis], minlength=len(entry_keys))
-    graph.u = id_of_dense[edge_keys[first_entry] // n_dense]
-    graph.v = id_of_dense[edge_keys[first_entry] % n_dense]
-    graph.aff_sum = np.add.reduceat(entry_sum, first_entry)
-    graph.count = np.add.reduceat(entry_counts, first_entry).astype(np.int64)
-    graph.area = np.add.reduceat(entry_area, first_entry)
-    graph.hist_ptr = np.r_[first_entry, len(entry_keys)].astype(np.int64)
-    graph.hist_bin = (entry_keys % N_BINS).astype(np.uint8)
-    graph.hist_count = entry_counts.astype(np.uint32)
-    # edges come out sorted by dense ids; callers expect (u, v) sorted by fragment id
-    edge_order = np.lexsort((graph.v, graph.u))
-    if not np.array_equal(edge_order, np.arange(len(edge_order))):
-        _reorder_edges(graph, edge_order)
+    graph.u, graph.v = u[order], v[order]
+    graph.aff_sum = edge_sum[order]
+    graph.count = axis_count[order].sum(axis=1)
+    graph.area = axis_count[order] @ face_area
+    graph.hist_ptr, graph.hist_bin, graph.hist_count = face_histograms(
+        rank, face_edge, face_bin, len(order))
     return graph
 
 
