@@ -127,11 +127,24 @@ def train(
 
 @app.command()
 def predict(
-    input: str = typer.Argument(..., help="raw EM array"),
-    out: Path = typer.Option(..., "--out", help="run folder"),
+    input: str = typer.Argument(..., help="raw EM array: store.zarr/dataset, file.h5:dataset, tif, .npy or store.n5/dataset, with its voxel size (nm) in the metadata (see `axonseg ingest`)"),
+    out: Path = typer.Option(..., "--out", help="run folder; affinities go to RUN_DIR/volume.zarr/affinities (c z y x, uint8 0-255)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="model file (.pt written by `axonseg train`); default: the shipped model trained at the input's voxel size (nm)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="predict config YAML (see configs/predict.yaml)"),
+    block_shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--block-shape", help="output block shape in voxels, z y x (rounded up to the network's shape step)"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
+    restart: bool = typer.Option(False, "--restart", help="discard an interrupted run made with another config and start again"),
 ) -> None:
-    """Predict affinities blockwise with the default or a given model."""
-    _not_built("predict", 3)
+    """Predict affinities blockwise (one channel per offset, offsets in voxels z y x) with the default or a given model."""
+    from axonseg.config import validate_config
+    from axonseg.pipelines.predict import PredictConfig, load_predict_config, run_predict
+
+    settings = load_predict_config(config)
+    if block_shape is not None:
+        settings = validate_config(PredictConfig, {**settings.model_dump(), "block_shape": block_shape}, "command line")
+    result = run_predict(out, input, model, settings, scheduler=scheduler, restart=restart)
+    done = "up to date" if result.up_to_date else f"{result.blocks} blocks ({result.skipped} resumed) in {result.seconds:.1f} s"
+    typer.echo(f"wrote {result.store}/affinities: {len(result.offsets)} channels x {result.shape} voxels (z y x), {done}")
 
 
 @app.command()

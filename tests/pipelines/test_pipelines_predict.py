@@ -1,0 +1,201 @@
+"""Predict stage: raw zarr -> RUN/volume.zarr/affinities, block invariant, resumable, clear errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from axonseg.config import load_config
+from axonseg.errors import InputError, StageError
+from axonseg.io import create_multiscale, group_attrs, mark_complete, open_level, write_block
+from axonseg.model import ModelConfig, Predictor, build_model, load_model, predict_volume, save_model
+from axonseg.model.predict import Predictor as PredictorClass
+from axonseg.pipelines import predict as predict_module
+from axonseg.pipelines._predict_blocks import mirror_indices, predict_grid, read_block
+from axonseg.pipelines.predict import PredictConfig, default_model_path, run_predict
+
+VOXEL = (10.0, 10.0, 10.0)
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TINY = dict(num_fmaps=3, fmap_inc_factor=2, downsample_factors=[(2, 2, 2), (2, 2, 2)])
+
+
+def smooth_raw(shape, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    raw = ndimage.gaussian_filter(rng.random(shape), 1.5)
+    return ((raw - raw.min()) / (raw.max() - raw.min()) * 255).astype(np.uint8)
+
+
+def write_raw(tmp_path: Path, data: np.ndarray, voxel=VOXEL, name="raw") -> str:
+    """``data`` as an OME-Zarr group ``tmp/in.zarr/name``; returns its address."""
+    store = tmp_path / "in.zarr"
+    create_multiscale(store, name, data.shape[-3:], data.dtype, voxel, (0.0, 0.0, 0.0), chunk_shape=(16, 16, 16),
+                      channels=data.shape[0] if data.ndim == 4 else None)
+    write_block(open_level(store, name, 0), data, (0, 0, 0))
+    mark_complete(store, name)
+    return f"{store}/{name}"
+
+
+def tiny_model(tmp_path: Path, seed=0, name="model.pt", **overrides) -> Path:
+    model = build_model(ModelConfig(**{**TINY, **overrides}), seed=seed)
+    with torch.no_grad():  # sharpen the random head so affinities spread over 0..255
+        model.head.weight.mul_(20.0)
+    path = tmp_path / name
+    save_model(model, path)
+    return path
+
+
+def affinities(run: Path) -> np.ndarray:
+    return np.asarray(open_level(run / "volume.zarr", "affinities", 0, mode="r")[:])
+
+
+FAST = dict(precision="float32", num_threads=1)
+
+
+def test_mirror_indices_match_numpy_pad():
+    for size in (1, 2, 3, 7):
+        for mode in ("reflect", "symmetric"):
+            expected = np.pad(np.arange(size), (45, 50), mode=mode if size > 1 else "symmetric")
+            assert np.array_equal(mirror_indices(-45, size + 50, size, mode if size > 1 else "symmetric"), expected)
+
+
+def test_block_invariance_through_zarr(tmp_path):
+    raw = smooth_raw((14, 22, 19))
+    address = write_raw(tmp_path, raw)
+    model_path = tiny_model(tmp_path)
+    small = run_predict(tmp_path / "a", address, model_path, PredictConfig(block_shape=(8, 8, 8), batch_size=3, **FAST),
+                        show_progress=False)
+    large = run_predict(tmp_path / "b", address, model_path, PredictConfig(block_shape=(12, 16, 20), **FAST),
+                        show_progress=False)
+    assert small.blocks == 2 * 3 * 3 and large.blocks == 2 * 2 * 1
+    a, b = affinities(tmp_path / "a"), affinities(tmp_path / "b")
+    assert a.shape == (8, 14, 22, 19) and a.dtype == np.uint8
+    assert a.std() > 5  # not a constant output
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    # the same as the in-memory reference, run on the whole volume at once
+    whole = predict_volume(raw, Predictor(load_model(model_path), precision="float32", freeze=False), raw.shape)
+    assert np.abs(a.astype(int) - whole.astype(int)).max() <= 1
+    attrs = group_attrs(tmp_path / "a" / "volume.zarr", "affinities")
+    assert attrs["complete"] is True and attrs["offsets"] == [list(o) for o in ModelConfig().offsets]
+    assert attrs["model"] == str(model_path) and attrs["config_hash"] == small.config_hash
+    array = open_level(tmp_path / "a" / "volume.zarr", "affinities", 0, mode="r")
+    assert array.chunks == (8, 8, 8, 8)  # chunks tile the blocks: no two blocks write one chunk
+    assert not (tmp_path / "a" / "blocks").exists()
+
+
+def test_float16_output_and_multichannel_model(tmp_path):
+    raw = np.stack([smooth_raw((9, 10, 11), seed=1), smooth_raw((9, 10, 11), seed=2)])
+    address = write_raw(tmp_path, raw)
+    model_path = tiny_model(tmp_path, in_channels=2)
+    run_predict(tmp_path / "run", address, model_path, PredictConfig(output_dtype="float16", **FAST), show_progress=False)
+    values = affinities(tmp_path / "run")
+    assert values.dtype == np.float16 and values.shape == (8, 9, 10, 11)
+    assert 0.0 <= values.min() and values.max() <= 1.0 and values.std() > 0.02
+
+
+def test_killed_run_resumes_and_a_changed_config_is_refused(tmp_path, monkeypatch):
+    raw = smooth_raw((8, 16, 16), seed=3)
+    address = write_raw(tmp_path, raw)
+    model_path = tiny_model(tmp_path, seed=1)
+    config = PredictConfig(block_shape=(8, 8, 8), **FAST)
+    original = PredictorClass.predict_batch
+    calls = {"n": 0}
+
+    def dying(self, raws, voxel_size=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise MemoryError("killed")
+        return original(self, raws, voxel_size)
+
+    monkeypatch.setattr(PredictorClass, "predict_batch", dying)
+    with pytest.raises(MemoryError):
+        run_predict(tmp_path / "run", address, model_path, config, show_progress=False)
+    monkeypatch.setattr(PredictorClass, "predict_batch", original)
+    assert group_attrs(tmp_path / "run" / "volume.zarr", "affinities")["complete"] is False
+    with pytest.raises(StageError, match="changed: block_shape"):
+        run_predict(tmp_path / "run", address, model_path, PredictConfig(block_shape=(4, 8, 8), **FAST), show_progress=False)
+    resumed = run_predict(tmp_path / "run", address, model_path, config, show_progress=False)
+    assert resumed.blocks == 4 and resumed.skipped == 2
+    fresh = run_predict(tmp_path / "fresh", address, model_path, config, show_progress=False)
+    assert np.array_equal(affinities(tmp_path / "run"), affinities(tmp_path / "fresh"))
+    again = run_predict(tmp_path / "run", address, model_path, config, show_progress=False)
+    assert again.up_to_date and fresh.config_hash != "" and again.config_hash == fresh.config_hash
+
+
+def test_model_mismatch_names_both(tmp_path):
+    raw = smooth_raw((6, 6, 6))
+    address = write_raw(tmp_path, raw)
+    two_channels = tiny_model(tmp_path, name="two.pt", in_channels=2)
+    with pytest.raises(InputError, match=r"raw .*in\.zarr/raw has 1 channel\(s\) but model .*two\.pt expects in_channels=2"):
+        run_predict(tmp_path / "run", address, two_channels, show_progress=False)
+    aniso = tiny_model(tmp_path, name="aniso.pt", voxel_size=(30.0, 8.0, 8.0))
+    with pytest.raises(InputError, match=r"voxel size \[10\.0, 10\.0, 10\.0\] nm but model .*aniso\.pt was trained at \[30\.0, 8\.0, 8\.0\]"):
+        run_predict(tmp_path / "run", address, aniso, show_progress=False)
+    assert not (tmp_path / "run" / "volume.zarr").exists()  # refused before writing anything
+
+
+def test_volume_smaller_than_context_is_reflect_padded(tmp_path, caplog):
+    raw = smooth_raw((3, 5, 7), seed=4)
+    address = write_raw(tmp_path, raw)
+    model_path = tiny_model(tmp_path, seed=2)
+    with caplog.at_level(logging.WARNING):
+        run_predict(tmp_path / "run", address, model_path, PredictConfig(**FAST), show_progress=False)
+    assert "smaller than the network context" in caplog.text and "reflection" in caplog.text
+    values = affinities(tmp_path / "run")
+    assert values.shape == (8, 3, 5, 7) and values.std() > 1
+    expected = predict_volume(raw, Predictor(load_model(model_path), precision="float32", freeze=False), (8, 8, 8))
+    assert np.abs(values.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_read_block_mirrors_like_numpy(tmp_path):
+    raw = smooth_raw((5, 9, 6), seed=5)
+    address = write_raw(tmp_path, raw)
+    from axonseg.io import open_volume
+
+    volume = open_volume(address)
+    grid = predict_grid(ModelConfig(**TINY), volume.spatial_shape, (4, 4, 4))
+    padded = np.pad(raw, 60, mode="reflect")
+    for block in grid.blocks:
+        got = read_block(volume, block.read_roi, "reflect")[0]
+        expected = padded[tuple(slice(o + 60, o + 60 + s) for o, s in zip(block.read_roi.offset, block.read_roi.shape))]
+        assert np.array_equal(got, expected)
+
+
+def test_nan_in_float_raw_is_an_input_error(tmp_path):
+    raw = smooth_raw((6, 8, 8)).astype(np.float32) / 255
+    raw[2, 3, 4] = np.nan
+    address = write_raw(tmp_path, raw)
+    with pytest.raises(InputError, match="contains NaN or inf"):
+        run_predict(tmp_path / "run", address, tiny_model(tmp_path), PredictConfig(**FAST), show_progress=False)
+
+
+def test_missing_and_default_models(tmp_path, monkeypatch):
+    raw = smooth_raw((6, 8, 8))
+    address = write_raw(tmp_path, raw)
+    models = tmp_path / "models"
+    monkeypatch.setattr(predict_module, "MODELS_DIR", models)
+    with pytest.raises(StageError, match="no default model is shipped yet.*--model"):
+        run_predict(tmp_path / "run", address, show_progress=False)
+    with pytest.raises(InputError, match="does not exist"):
+        run_predict(tmp_path / "run", address, tmp_path / "nope.pt", show_progress=False)
+    (models / "aniso").mkdir(parents=True)
+    tiny_model(models / "aniso", voxel_size=(30.0, 8.0, 8.0))
+    with pytest.raises(StageError, match=r"no shipped model is trained at voxel size \[10\.0, 10\.0, 10\.0\].*aniso \(30 8 8 nm\)"):
+        run_predict(tmp_path / "run", address, show_progress=False)
+    (models / "iso").mkdir()
+    iso = tiny_model(models / "iso")
+    assert default_model_path(VOXEL) == iso
+    result = run_predict(tmp_path / "run", address, config=PredictConfig(**FAST), show_progress=False)
+    assert result.model_path == iso and affinities(tmp_path / "run").shape == (8, 6, 8, 8)
+
+
+def test_shipped_config_file_loads():
+    config = load_config(CONFIGS / "predict.yaml", PredictConfig)
+    assert config == PredictConfig(block_shape=config.block_shape, batch_size=config.batch_size)
+    assert PredictConfig(precision="bf16").precision == "bfloat16"
+    with pytest.raises(Exception, match="block sizes must be positive"):
+        PredictConfig(block_shape=(0, 8, 8))
