@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from axonseg.errors import AxonsegError, StageError
+from axonseg.errors import AxonsegError
 
 app = typer.Typer(
     name="axonseg",
@@ -51,10 +51,6 @@ def _triple(values: Optional[Tuple[float, float, float]], name: str) -> Optional
     from axonseg.io.volume import check_voxel_size
 
     return None if values is None else check_voxel_size(values, name)
-
-
-def _not_built(stage: str, issue: int) -> None:
-    raise StageError(f"'axonseg {stage}' is not built yet (tracked in issue #{issue})")
 
 
 @app.command()
@@ -149,11 +145,21 @@ def predict(
 
 @app.command()
 def segment(
-    input: str = typer.Argument(..., help="raw EM array"),
+    input: str = typer.Argument(..., help="raw EM array (store.zarr/dataset, file.h5:dataset, ...), voxel size in nm in its metadata"),
     out: Path = typer.Option(..., "--out", help="run folder"),
+    config: Optional[Path] = typer.Option(None, "--config", help="pipeline config YAML, one section per stage (see configs/pipeline.yaml)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="U-Net .pt; default: the shipped model for the input's voxel size (nm)"),
+    gt: Optional[str] = typer.Option(None, "--gt", help="ground-truth labels: evaluate every threshold and keep the best"),
+    synapses: Optional[str] = typer.Option(None, "--synapses", help="synapse table for the export (points in nm); default: contact PROXY"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
+    restart: bool = typer.Option(False, "--restart", help="start stages again after a config change"),
 ) -> None:
-    """Run predict, fragments, agglomeration, relabel, skeletonize, evaluate and export."""
-    _not_built("segment", 8)
+    """Run predict, fragments, agglomeration, relabel, (evaluate,) skeletonize and export on one volume."""
+    from axonseg.pipelines.segment import load_pipeline_config, run_segment
+
+    result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart)
+    details = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items())
+    typer.echo(f"run {result.run_dir} (threshold {result.threshold}): {details}")
 
 
 @app.command()

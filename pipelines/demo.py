@@ -25,7 +25,7 @@ PENDING_STAGES = [
     ("fragments, agglomerate, relabel", "waiting", "built (axonseg agglomerate); needs predicted affinities"),
     ("skeletonize, evaluate", "waiting", "built; needs a segmentation"),
     ("export, simulate", "waiting", "built; needs skeletons"),
-    ("segment (whole pipeline)", "not built yet", "issue #8"),
+    ("segment (whole pipeline)", "waiting", "built (axonseg segment); needs the default model (issue #3)"),
 ]
 
 DEMO_SHAPE = (64, 256, 256)

@@ -53,9 +53,9 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
-def test_unbuilt_stage_says_so(tmp_path: Path) -> None:
+def test_segment_with_missing_input_fails_cleanly(tmp_path: Path) -> None:
     result = _axonseg("segment", str(tmp_path / "raw.npy"), "--out", str(tmp_path / "run"))
-    assert result.returncode == 1 and "not built yet" in result.stderr
+    assert result.returncode == 1 and "raw.npy: no such file" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_ingest_then_existing_output_refused(tmp_path: Path) -> None:
