@@ -6,10 +6,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from axonseg.errors import ConfigError
 
@@ -83,6 +83,16 @@ Triple = tuple[float, float, float]
 IntTriple = tuple[int, int, int]
 
 
+def _positive_shape(value: IntTriple) -> IntTriple:
+    if not all(v > 0 for v in value):
+        raise ValueError("sizes must be positive numbers of voxels (z, y, x)")
+    return value
+
+
+#: A block or chunk shape: three positive ints, voxels, zyx. Validated wherever a config uses it.
+ShapeTriple = Annotated[IntTriple, AfterValidator(_positive_shape)]
+
+
 class IngestConfig(StrictModel):
     """How ``axonseg ingest`` converts an input array into the project's zarr."""
 
@@ -90,7 +100,7 @@ class IngestConfig(StrictModel):
         None, description="voxel size in nm (z, y, x); required when the input has none"
     )
     offset: Triple | None = Field(None, description="offset in nm (z, y, x); default: the input's or 0")
-    chunk_shape: IntTriple = Field((64, 64, 64), description="zarr chunk shape in voxels (z, y, x)")
+    chunk_shape: ShapeTriple = Field((64, 64, 64), description="zarr chunk shape in voxels (z, y, x)")
     levels: int = Field(4, ge=0, le=10, description="coarser pyramid levels s1..sN (at most)")
     kind: Literal["raw", "labels"] = Field("raw", description="raw EM (mean pyramid) or labels (mode/strided)")
     label_downsampling: Literal["mode", "strided"] = "mode"
@@ -101,11 +111,4 @@ class IngestConfig(StrictModel):
     def _positive(cls, value: Triple | None) -> Triple | None:
         if value is not None and not all(v > 0 for v in value):
             raise ValueError("every voxel size must be a positive number of nm")
-        return value
-
-    @field_validator("chunk_shape")
-    @classmethod
-    def _positive_chunks(cls, value: IntTriple) -> IntTriple:
-        if not all(v > 0 for v in value):
-            raise ValueError("chunk sizes must be positive numbers of voxels")
         return value

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from axonseg.blockwise import DoneMarkers, Roi
-from axonseg.config import IntTriple, StrictModel, config_hash, load_config, save_resolved
+from axonseg.config import ShapeTriple, StrictModel, config_hash, load_config, save_resolved
 from axonseg.errors import InputError, StageError
 from axonseg.evaluate import SUMMARY_KEYS, EvaluationResult
 from axonseg.io import Volume, group_exists, open_volume
@@ -49,16 +49,10 @@ class EvaluateConfig(StrictModel):
     merge_threshold: int = Field(0, ge=0, description="a segment merges skeletons when two have more than this many nodes in it")
     mask_threshold: int | None = Field(None, ge=0, description="non-axon mask voxels above which a segment merges; None: merge_threshold")
     erl_intervals: list[float] | None = Field(None, description="ascending skeleton-length bounds in nm for ERL per interval")
-    block_shape: IntTriple = Field((64, 256, 256), description="block shape in voxels (z, y, x)")
+    block_shape: ShapeTriple = Field((64, 256, 256), description="block shape in voxels (z, y, x)")
     report_rows: int = Field(100, ge=1, description="rows of the split and merge lists kept in the JSON")
     skeleton: SkeletonParams = Field(default_factory=SkeletonParams, description="kimimaro settings for skeletonizing gt labels (AxonEM)")
 
-    @field_validator("block_shape")
-    @classmethod
-    def _positive(cls, value: IntTriple) -> IntTriple:
-        if not all(v > 0 for v in value):
-            raise ValueError("block sizes must be positive numbers of voxels")
-        return value
 
     @field_validator("erl_intervals")
     @classmethod

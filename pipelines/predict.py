@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 
 from axonseg.blockwise import Block, DoneMarkers, parse_scheduler, run_blockwise
 from axonseg.blockwise.progress import block_progress
-from axonseg.config import IntTriple, StrictModel, load_config
+from axonseg.config import ShapeTriple, StrictModel, load_config
 from axonseg.errors import InputError, StageError
 from axonseg.io import Volume, create_multiscale, mark_complete, open_level, open_volume, write_block
 from axonseg.model import Predictor, load_model, shapes
@@ -45,7 +45,7 @@ VOXEL_RTOL = 0.05  # the Predictor's tolerance: a model runs on voxel sizes with
 class PredictConfig(StrictModel):
     """How ``axonseg predict`` runs (one flat YAML, ``configs/predict.yaml``)."""
 
-    block_shape: IntTriple = Field(
+    block_shape: ShapeTriple = Field(
         (64, 128, 128),
         description="output (write) block in voxels (z, y, x); rounded up to the network's shape step",
     )
@@ -57,12 +57,6 @@ class PredictConfig(StrictModel):
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's default (all cores)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
 
-    @field_validator("block_shape")
-    @classmethod
-    def _positive(cls, value: IntTriple) -> IntTriple:
-        if not all(v > 0 for v in value):
-            raise ValueError("block sizes must be positive numbers of voxels")
-        return value
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from axonseg.config import IntTriple, StrictModel, load_config
+from axonseg.config import IntTriple, ShapeTriple, StrictModel, load_config
 
 Offset = tuple[int, int, int]
 
@@ -66,7 +66,7 @@ class SegmentConfig(StrictModel):
     offsets: list[Offset] | None = Field(
         None, description="affinity offsets (z, y, x voxels) the affinities must carry; null: whatever they carry"
     )
-    block_shape: IntTriple = Field((64, 128, 128), description="write block shape in voxels (z, y, x)")
+    block_shape: ShapeTriple = Field((64, 128, 128), description="write block shape in voxels (z, y, x)")
     mask: str | None = Field(
         None, description="mask: a group of RUN/volume.zarr or an array address; zero = not segmented; null: none"
     )
@@ -77,12 +77,6 @@ class SegmentConfig(StrictModel):
         description="LUT threshold written to segmentation/; null: reports/best_threshold.json, else the median",
     )
 
-    @field_validator("block_shape")
-    @classmethod
-    def _positive(cls, value: IntTriple) -> IntTriple:
-        if not all(v > 0 for v in value):
-            raise ValueError("block sizes must be positive numbers of voxels")
-        return value
 
     @field_validator("offsets")
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from axonseg.blockwise import DoneMarkers, Roi
-from axonseg.config import IntTriple, StrictModel, config_hash, load_config, save_resolved
+from axonseg.config import IntTriple, ShapeTriple, StrictModel, config_hash, load_config, save_resolved
 from axonseg.skeleton import AxonGraph, SkeletonParams
 from axonseg.pipelines._segment_source import labels_for_skeletons, remove_if_empty
 from axonseg.pipelines._skeleton_blocks import read_skeletons, skeletonize_blockwise, write_skeletons
@@ -27,7 +27,7 @@ STAGE = "skeletonize"
 class SkeletonizeConfig(StrictModel):
     """How ``axonseg skeletonize`` runs (one flat YAML, ``configs/skeletonize.yaml``)."""
 
-    block_shape: IntTriple = Field((64, 256, 256), description="write block shape in voxels (z, y, x)")
+    block_shape: ShapeTriple = Field((64, 256, 256), description="write block shape in voxels (z, y, x)")
     context: IntTriple | None = Field(
         None, description="voxels of context per side (z, y, x); default: the invalidation radius (const nm)"
     )
@@ -39,12 +39,6 @@ class SkeletonizeConfig(StrictModel):
     write_swc: bool = Field(True, description="also write one SWC file per segment")
     skeleton: SkeletonParams = Field(default_factory=SkeletonParams, description="kimimaro / TEASAR settings")
 
-    @field_validator("block_shape")
-    @classmethod
-    def _positive(cls, value: IntTriple) -> IntTriple:
-        if not all(v > 0 for v in value):
-            raise ValueError("block sizes must be positive numbers of voxels")
-        return value
 
     @field_validator("context")
     @classmethod

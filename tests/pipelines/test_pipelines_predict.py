@@ -197,5 +197,5 @@ def test_shipped_config_file_loads():
     config = load_config(CONFIGS / "predict.yaml", PredictConfig)
     assert config == PredictConfig(block_shape=config.block_shape, batch_size=config.batch_size)
     assert PredictConfig(precision="bf16").precision == "bfloat16"
-    with pytest.raises(Exception, match="block sizes must be positive"):
+    with pytest.raises(Exception, match="sizes must be positive"):
         PredictConfig(block_shape=(0, 8, 8))
