@@ -82,7 +82,8 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
     """Seeded watershed cut of the voxel graph (phases in the module docstring).
 
     Args:
-        seeds: flat integer seed ids (0 = none), ids > 0.
+        seeds: flat int32 seed ids (0 = none), ids > 0; overwritten (it becomes the label
+            array of the union-find, which saves a fresh array of the block's size).
         distance: (3, n) uint8 edge distances (255 - affinity): distance[k, p] for the edge
             between p and p - e_k.
         mask: flat bool, voxels that may be labelled.
@@ -105,9 +106,7 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
     # int32 halves the memory traffic of the random accesses (blocks have < 2^31 voxels)
     parent = np.arange(n, dtype=np.int32)
     size = np.ones(n, dtype=np.int32)
-    label = np.empty(n, dtype=np.int32)
-    for p in range(n):
-        label[p] = seeds[p]
+    label = seeds
     # phase 1: confident edges in raster order, in three bands of increasing distance: a
     # seedless part of an object then joins its object over its best edges before a noisy
     # face to a neighbour can claim it

@@ -13,10 +13,11 @@ import cc3d
 import edt
 import fastremap
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
 from scipy.sparse import csgraph
 
 from axonseg.errors import InputError
+from axonseg.segment._seed_kernel import local_maxima
 from axonseg.segment._watershed_kernel import edge_watershed, float_edge_distances, inside_mask
 from axonseg.segment.affinities import (
     as_unit_float,
@@ -59,17 +60,19 @@ def boundary_map(
 def _seeds(
     inside: np.ndarray, voxel_size: np.ndarray, seed_radius: int, seed_method: str
 ) -> np.ndarray:
-    """Seeds of one 2D section or 3D block (int64 ids from 1, 0 = no seed)."""
+    """Seeds of one 2D section or 3D block (int32 ids from 1, 0 = no seed)."""
     if not inside.any():
-        return np.zeros(inside.shape, dtype=np.int64)
+        return np.zeros(inside.shape, dtype=np.int32)
     connectivity = 6 if inside.ndim == 3 else 4
     if seed_method == "components":
-        return cc3d.connected_components(inside, connectivity=connectivity).astype(np.int64)
+        return _as_int32(cc3d.connected_components(inside, connectivity=connectivity))
     distance = edt.edt(inside, anisotropy=tuple(float(s) for s in voxel_size), parallel=1)
     # plateaus of equal distance give one seed each: maxima are grouped by connected components
-    maxima = (distance == ndimage.maximum_filter(distance, size=2 * seed_radius + 1)) & inside
+    as_3d = (1,) * (3 - inside.ndim) + inside.shape
+    maxima = local_maxima(distance.reshape(as_3d), inside.reshape(as_3d), seed_radius)
+    maxima = maxima.reshape(inside.shape)
     del distance
-    seeds = cc3d.connected_components(maxima, connectivity=connectivity).astype(np.int64)
+    seeds = _as_int32(cc3d.connected_components(maxima, connectivity=connectivity))
     # a small object next to a thicker one has no maximum of its own inside the window: every
     # inside component without a seed becomes one seed, so it cannot be absorbed by a neighbour
     components = cc3d.connected_components(inside, connectivity=connectivity)
@@ -81,6 +84,13 @@ def _seeds(
         missing = ~seeded[components]
         seeds[missing] = new_id[components[missing]]
     return seeds
+
+
+def _as_int32(ids: np.ndarray) -> np.ndarray:
+    """cc3d's unsigned ids as int32 (blocks have < 2^31 voxels), without a copy for uint32."""
+    if ids.dtype == np.uint32:
+        return ids.view(np.int32)
+    return ids.astype(np.int32)
 
 
 def _edge_distances(affinities: np.ndarray, nn_channels: np.ndarray) -> np.ndarray:
@@ -199,7 +209,7 @@ def watershed_fragments(
         return np.zeros(shape, dtype=np.uint64), 0
 
     if per_section:
-        seeds = np.zeros(shape, dtype=np.int64)
+        seeds = np.zeros(shape, dtype=np.int32)
         next_id = 0
         for z in range(shape[0]):
             section = _seeds(inside[z], size_nm[1:], seed_radius, seed_method)

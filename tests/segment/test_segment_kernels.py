@@ -116,3 +116,20 @@ def test_float16_affinities_give_the_float32_fragments() -> None:
     single, n_single = watershed_fragments(affinities.astype(np.float32), offsets)
     assert n_half == n_single > 0
     np.testing.assert_array_equal(half, single)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 4])
+def test_local_maxima_equals_maximum_filter(radius):
+    """The numba seed maxima equal scipy's maximum_filter test, ties and borders included."""
+    import edt
+    from scipy import ndimage
+
+    from axonseg.segment._seed_kernel import local_maxima
+
+    rng = np.random.default_rng(3)
+    inside = ndimage.binary_opening(rng.random((20, 40, 36)) < 0.8)
+    distance = edt.edt(inside, anisotropy=(30.0, 10.0, 10.0))
+    expected = (distance == ndimage.maximum_filter(distance, size=2 * radius + 1)) & inside
+    got = local_maxima(distance, inside, radius)
+    assert expected.sum() > 10
+    np.testing.assert_array_equal(got, expected)
