@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(128, 256, 256))
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument("--skip-mwatershed", action="store_true", help="leave mwatershed out")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per method, interleaved; the fastest counts")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per method, interleaved in rotating order; the fastest counts")
     parser.add_argument("--mwatershed-shape", type=int, nargs=3, default=(64, 128, 128),
                         help="crop (z y x voxels) for mwatershed on pixels; it is slow")
     args = parser.parse_args()
@@ -209,11 +209,14 @@ def main() -> None:
         except ImportError as error:
             print(f"mwatershed: NOT AVAILABLE ({error})")
 
-    # Each method runs --repeats times, interleaved with the others, in a fresh child each time;
-    # the fastest run counts. On a shared machine this removes most of the order and load noise.
+    # Each method runs --repeats times, interleaved with the others in a rotating order, in a
+    # fresh child each time; the fastest run counts. On a shared machine this removes most of the order and load noise.
     runs: dict[str, list] = {}
-    for _ in range(args.repeats):
-        for name, (function, *call_args) in methods.items():
+    names = list(methods)
+    for repeat in range(args.repeats):
+        order = names[repeat % len(names):] + names[:repeat % len(names)]  # rotate who goes first
+        for name in order:
+            function, *call_args = methods[name]
             result, rss, error = in_child(function, *call_args)
             if error:
                 print(f"{name}: FAILED {error}")
