@@ -133,3 +133,14 @@ def test_local_maxima_equals_maximum_filter(radius):
     got = local_maxima(distance, inside, radius)
     assert expected.sum() > 10
     np.testing.assert_array_equal(got, expected)
+
+
+def test_relabel_into_a_reused_buffer() -> None:
+    fragments = np.arange(24, dtype=np.uint64).reshape(2, 3, 4)
+    buffer = np.full(fragments.shape, 7, dtype=np.uint64)
+    result = relabel(fragments, np.array([1, 2, 3], np.uint64), np.array([5, 5, 9], np.uint64), out=buffer)
+    assert result is buffer
+    np.testing.assert_array_equal(buffer, relabel(fragments, np.array([1, 2, 3]), np.array([5, 5, 9])))
+    assert buffer[0, 0, 1] == 5 and buffer[0, 0, 3] == 9 and buffer[0, 0, 0] == 0
+    with pytest.raises(InputError, match="out has shape"):
+        relabel(fragments, np.array([1]), np.array([2]), out=np.zeros((2, 3), np.uint64))
