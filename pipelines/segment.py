@@ -9,8 +9,10 @@ an interruption resumes where it stopped.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from pydantic import Field
 
@@ -78,6 +80,31 @@ def run_segment(
     config = config or PipelineConfig()
     run_dir = Path(run_dir)
     digest = save_resolved(config, run_dir / "config.yaml", job="segment")
+    with run_log(run_dir / "run.log"):
+        return _run_stages(raw, run_dir, config, digest, model, gt, synapses, scheduler, restart, show_progress)
+
+
+@contextmanager
+def run_log(path: Path) -> Iterator[None]:
+    """Append every axonseg log record (INFO and up) to ``path`` while the body runs."""
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("axonseg")
+    previous = package.level
+    package.addHandler(handler)
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous)
+        handler.close()
+
+
+def _run_stages(raw, run_dir: Path, config: PipelineConfig, digest: str, model, gt, synapses,  # noqa: ANN001
+                scheduler: str, restart: bool, show_progress: bool) -> SegmentRun:
     common = {"scheduler": scheduler, "restart": restart, "show_progress": show_progress}
     run_predict(run_dir, raw, model, config.predict, **common)
     stages = run_segment_stages(run_dir, config.segment, **common)

@@ -22,6 +22,7 @@ from axonseg.errors import ConfigError, StageError
 logger = logging.getLogger(__name__)
 
 ProcessBlock = Callable[[Block], None]
+CONNECT_TIMEOUT = "10s"
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,21 @@ class RunSummary:
 
 
 def parse_scheduler(spec: str) -> tuple[str, int | None, str | None]:
-    """Parse ``synchronous``, ``threads``, ``threads:N``, ``local[:N]`` or ``tcp://host:port``.
+    """Parse ``synchronous``, ``threads[:N]``, ``local[:N]``, ``tcp://host:port`` or a cluster YAML
+    (see ``configs/cluster/slurm.yaml``).
 
     Returns:
         ``(kind, n_workers, address)``.
     """
     if spec.startswith(("tcp://", "tls://", "ws://", "inproc://")):
         return "address", None, spec
+    if spec.endswith((".yaml", ".yml")):
+        return "cluster", None, spec
     kind, _, count = spec.partition(":")
     if kind not in ("synchronous", "threads", "local"):
-        raise ConfigError(f"scheduler={spec!r}: expected synchronous, threads[:N], local[:N] or tcp://host:port")
+        raise ConfigError(
+            f"scheduler={spec!r}: expected synchronous, threads[:N], local[:N], tcp://host:port or a cluster YAML"
+        )
     if count:
         if not count.isdigit() or int(count) < 1:
             raise ConfigError(f"scheduler={spec!r}: the worker count after ':' must be a positive integer")
@@ -132,11 +138,18 @@ def _run_distributed(
 ) -> None:
     from distributed import Client, LocalCluster, as_completed
 
-    if address is not None:
+    if address is not None and address.endswith((".yaml", ".yml")):
+        from axonseg.blockwise.cluster import load_cluster_config, make_cluster
+
+        settings = load_cluster_config(address)
+        cluster = make_cluster(settings)
+        cluster.scale(jobs=settings.jobs)
+        client = Client(cluster)
+    elif address is not None:
         try:
-            client = Client(address, timeout="10s")
-        except OSError as err:
-            raise StageError(f"scheduler {address} did not answer within 10 s ({err})") from None
+            client = Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as err:
+            raise StageError(f"scheduler {address} did not answer within {CONNECT_TIMEOUT} ({err})") from None
         cluster = None
     else:
         cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0")

@@ -41,6 +41,8 @@ def test_segment_runs_every_stage_and_is_up_to_date_on_rerun(tmp_path: Path) -> 
         assert group_attrs(run / "volume.zarr", name)["complete"] is True
     assert (run / "luts" / "index.json").exists() and (run / "config.yaml").exists()
     assert (run / "skeletons" / "nodes.parquet").exists()
+    log = (run / "run.log").read_text()
+    assert "segment: run" in log and "INFO" in log
     assert result.summary["connectome"] == str(run / "connectome")
     first = open_level(run / "volume.zarr", "segmentation", mode="r")[:]
     rerun = run_segment(tmp_path / "in.zarr" / "raw", run, config, tmp_path / "model.pt", show_progress=False)
