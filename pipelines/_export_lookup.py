@@ -57,11 +57,6 @@ def make_source(volume: Volume, lut: LutSource, description: str) -> SegmentSour
     return SegmentSource(volume, None if current is None else sort_lut(current), description)
 
 
-def read_region(volume: Volume, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Voxels ``[begin, end)`` (zyx) as numpy, read straight from the store."""
-    return volume.read(tuple(slice(int(b), int(e)) for b, e in zip(begin, end)))
-
-
 def chunk_shape_of(volume: Volume) -> tuple[int, int, int]:
     """The storage chunk shape (voxels, zyx) of the volume's dask array."""
     return tuple(int(c) for c in volume.data.chunksize[-3:])  # type: ignore[return-value]
@@ -97,7 +92,8 @@ def segment_ids_at(source: SegmentSource, points_nm: np.ndarray, workers: int = 
         part = slice(int(groups.starts[k]), int(groups.starts[k + 1]))
         begin = groups.chunks[k] * chunk_shape
         end = np.minimum(begin + chunk_shape, shape)  # exactly one storage chunk
-        return part, lookup_in_block(read_region(volume, begin, end), begin, sorted_voxels[part])
+        block = volume.read(tuple(slice(int(b), int(e)) for b, e in zip(begin, end)))
+        return part, lookup_in_block(block, begin, sorted_voxels[part])
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for part, values in pool.map(sample, range(len(groups))):

@@ -18,10 +18,10 @@ from axonseg.pipelines.synth import write_synth
 
 logger = logging.getLogger(__name__)
 
-#: Stages after ingest that the demo does not run yet, with why. predict needs the shipped
-#: default model (issue #3); every later stage is built but needs the stage before it.
+#: Stages after ingest that the demo does not run yet, with why: every one is built, but
+#: predict needs a shipped default model (issue #3) and each later stage the one before it.
 PENDING_STAGES = [
-    ("predict", "not built yet", "blockwise stage and default model: issue #3"),
+    ("predict", "waiting", "built (axonseg predict); no default model ships yet: issue #3"),
     ("fragments, agglomerate, relabel", "waiting", "built (axonseg agglomerate); needs predicted affinities"),
     ("skeletonize, evaluate", "waiting", "built; needs a segmentation"),
     ("export, simulate", "waiting", "built; needs skeletons"),

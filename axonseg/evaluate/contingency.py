@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import fastremap
 import numpy as np
 
+from axonseg.errors import InputError
 from axonseg.evaluate._checks import check_labels, check_same_shape
 
 #: A contingency table: ``pairs`` (K, 2) uint64 rows ``(gt_id, pred_id)`` sorted and unique,
@@ -64,6 +65,21 @@ def contingency_block(gt_block: np.ndarray, pred_block: np.ndarray) -> Contingen
     if gt_lut is not None or pred_lut is not None:
         return _sort_pairs(pairs, counts)
     return pairs, counts  # packed keys were sorted, so the rows already are
+
+
+def labelled_rows(table: Contingency) -> tuple[np.ndarray, np.ndarray, float]:
+    """The table's rows where gt != 0 (and the count is positive), counts as float64, and their total.
+
+    Raises:
+        InputError: no voxel has gt != 0.
+    """
+    pairs, counts = table
+    keep = (pairs[:, 0] != 0) & (counts > 0)
+    pairs, counts = pairs[keep], counts[keep].astype(np.float64)
+    n_voxels = float(counts.sum())
+    if n_voxels == 0:
+        raise InputError("gt is all zero: expected labelled voxels (gt != 0) to evaluate against")
+    return pairs, counts, n_voxels
 
 
 def merge_contingency(tables: Iterable[Contingency]) -> Contingency:

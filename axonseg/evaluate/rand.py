@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from axonseg.evaluate.contingency import Contingency, contingency_block
-from axonseg.errors import InputError
+from axonseg.evaluate.contingency import Contingency, contingency_block, labelled_rows
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,7 @@ def adapted_rand_from_contingency(table: Contingency, count_self_pairs: bool = T
     Raises:
         InputError: the table has no voxel with gt != 0.
     """
-    pairs, counts = table
-    keep = (pairs[:, 0] != 0) & (counts > 0)
-    pairs, counts = pairs[keep], counts[keep].astype(np.float64)
-    n_voxels = float(counts.sum())
-    if n_voxels == 0:
-        raise InputError("gt is all zero: expected labelled voxels (gt != 0) to evaluate against")
+    pairs, counts, n_voxels = labelled_rows(table)
     _, gt_index = np.unique(pairs[:, 0], return_inverse=True)
     gt_sizes = np.bincount(gt_index, weights=counts)
     labelled = pairs[:, 1] != 0

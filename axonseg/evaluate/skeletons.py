@@ -78,18 +78,7 @@ def flat_skeletons(positions_nm: np.ndarray, edges: np.ndarray, node_skeleton_id
         raise InputError(f"skeleton node positions have shape {positions.shape}: expected (N, 3) zyx in nm")
     if not np.all(np.isfinite(positions)):
         raise InputError("skeleton node positions contain NaN or inf: expected finite nm coordinates")
-    edge_array = np.asarray(edges)
-    if edge_array.size == 0:
-        edge_array = np.zeros((0, 2), dtype=np.int64)
-    if edge_array.ndim != 2 or edge_array.shape[1] != 2 or edge_array.dtype.kind not in "ui":
-        raise InputError(
-            f"skeleton edges have shape {edge_array.shape} and dtype {edge_array.dtype}: expected (E, 2) integers"
-        )
-    edge_array = edge_array.astype(np.int64, copy=False)
-    if edge_array.size and (edge_array.min() < 0 or edge_array.max() >= len(positions)):
-        raise InputError(
-            f"skeleton edges index nodes outside 0..{len(positions) - 1}: expected valid node indices"
-        )
+    edge_array = _check_edges(edges, len(positions), "skeleton edges")
     skeleton_ids = np.asarray(node_skeleton_ids)
     if skeleton_ids.shape != (len(positions),) or skeleton_ids.dtype.kind not in "ui":
         raise InputError(
@@ -159,16 +148,17 @@ def _nodes_and_edges(skeleton: Any, skeleton_id: Any) -> tuple[np.ndarray, np.nd
         nodes = np.zeros((0, 3))
     if nodes.ndim != 2 or nodes.shape[1] != 3:
         raise InputError(f"skeleton {skeleton_id} has nodes of shape {nodes.shape}: expected (n, 3) zyx in nm")
-    edges = np.asarray(edges)
-    if edges.size == 0:
-        edges = np.zeros((0, 2), np.int64)
-    if edges.ndim != 2 or edges.shape[1] != 2 or edges.dtype.kind not in "ui":
-        raise InputError(
-            f"skeleton {skeleton_id} has edges of shape {edges.shape} and dtype {edges.dtype}: expected (e, 2) integers"
-        )
-    edges = edges.astype(np.int64, copy=False)
-    if edges.size and (edges.min() < 0 or edges.max() >= len(nodes)):
-        raise InputError(
-            f"skeleton {skeleton_id} has edges outside its {len(nodes)} nodes: expected local node indices"
-        )
-    return nodes, edges
+    return nodes, _check_edges(edges, len(nodes), f"skeleton {skeleton_id} edges")
+
+
+def _check_edges(edges: np.ndarray, n_nodes: int, what: str) -> np.ndarray:
+    """Edges as (E, 2) int64 node indices in 0..n_nodes-1, or an InputError naming ``what``."""
+    edge_array = np.asarray(edges)
+    if edge_array.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if edge_array.ndim != 2 or edge_array.shape[1] != 2 or edge_array.dtype.kind not in "ui":
+        raise InputError(f"{what} have shape {edge_array.shape} and dtype {edge_array.dtype}: expected (E, 2) integers")
+    edge_array = edge_array.astype(np.int64, copy=False)
+    if edge_array.min() < 0 or edge_array.max() >= n_nodes:
+        raise InputError(f"{what} index nodes outside 0..{n_nodes - 1}: expected valid node indices")
+    return edge_array

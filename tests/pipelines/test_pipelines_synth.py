@@ -51,7 +51,9 @@ def test_demo_runs_synth_and_ingest_and_reports_pending_stages(tmp_path: Path, c
     summary = run_demo(tmp_path / "demo")
     stages = {stage: status for stage, status, _ in summary["stages"]}
     assert stages["synth"] == stages["ingest"] == "done"
-    assert "not built yet" in stages.values() and "waiting" in stages.values()
+    assert stages["predict"] == "waiting" and "waiting" in stages.values()
+    details = {stage: detail for stage, _, detail in summary["stages"]}
+    assert "no default model" in details["predict"]
     raw = open_volume(Path(summary["run"]) / "volume.zarr" / "raw")
     assert raw.shape == (64, 256, 256) and raw.voxel_size == (30.0, 8.0, 8.0)
     assert "axonseg demo" in capsys.readouterr().out
