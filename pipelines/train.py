@@ -95,6 +95,10 @@ def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHo
     train_volumes, val_volumes = load_volumes(cfg)
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     (Path(cfg.out_dir) / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    if validate_hook is None and cfg.segment_validation_every and val_volumes:
+        from axonseg.pipelines.train_validation import segmentation_validation_hook
+
+        validate_hook = segmentation_validation_hook(val_volumes[0], cfg, Path(cfg.out_dir) / "validation")
     return train(cfg, train_volumes, val_volumes, resume=resume, validate_hook=validate_hook)
 
 

@@ -64,6 +64,31 @@ def cpu_bf16_is_fast(num_threads: int | None = None) -> bool:
     return _CPU_BF16_FAST[threads]
 
 
+#: bf16 autocast is used only where it keeps every affinity within this of float32.
+BF16_MAX_ERROR = 2.0 / 255.0
+
+
+def bf16_affinity_error(model: AffinityNet, output_shape: tuple[int, int, int] = (8, 16, 16), seed: int = 0) -> float:
+    """Largest |affinity(bf16 autocast) - affinity(float32)| of ``model`` on a smooth random
+    probe block (CPU) whose output is ``output_shape`` voxels, zyx. The "auto" precision uses
+    bf16 only when this is below ``BF16_MAX_ERROR``: how much bf16 rounding moves the
+    affinities depends on the weights, so it is measured per model rather than assumed."""
+    from scipy import ndimage
+
+    shape = shapes.valid_input_shape(model.config, output_shape)
+    rng = np.random.default_rng(seed)
+    probe = ndimage.gaussian_filter(rng.random((model.config.in_channels,) + shape), (0, 1.5, 1.5, 1.5))
+    probe = (probe - probe.min()) / max(float(probe.max() - probe.min()), 1e-9)
+    x = torch.from_numpy(probe.astype(np.float32))[None]
+    model = model.to("cpu").eval()
+    n = model.config.num_affinities
+    with torch.inference_mode():
+        reference = torch.sigmoid(model(x)[:, :n].float())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = torch.sigmoid(model(x)[:, :n].float())
+    return float((reference - low).abs().max())
+
+
 class _FusedConv3d(torch.nn.Module):
     """A stride-1 ``Conv3d`` (plus the ``ReLU`` after it) as one oneDNN call.
 
@@ -155,8 +180,10 @@ class Predictor:
         if precision == "auto":
             if self.device.type == "cuda":
                 precision = "float16"
+            elif cpu_bf16_is_fast() and bf16_affinity_error(self.model) < BF16_MAX_ERROR:
+                precision = "bfloat16"
             else:
-                precision = "bfloat16" if cpu_bf16_is_fast() else "float32"
+                precision = "float32"
         self.precision = precision
         self.context = shapes.context(self.config)
         self.freeze = freeze if self.device.type == "cpu" and self.precision == "float32" else False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from axonseg.model.augment import AugmentConfig
 from axonseg.model.config import ModelConfig
@@ -90,3 +90,23 @@ class TrainConfig(BaseModel):
     boundary_sigma_nm: float = Field(40.0, gt=0)
     lsd_weight: float = Field(1.0, ge=0)
     min_labelled_fraction: float = Field(0.3, ge=0, le=1)
+    segment_validation_every: int = Field(
+        0, ge=0,
+        description="every this many steps (a multiple of validate_every), run the first val dataset through "
+        "predict -> fragments -> agglomeration -> evaluation and log NERL/VOI at the best threshold; 0 = off",
+    )
+    segment_validation_thresholds: list[float] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        description="agglomeration thresholds scored by the segmentation validation",
+    )
+
+    @model_validator(mode="after")
+    def _segment_validation_on_validation_steps(self) -> "TrainConfig":
+        if self.segment_validation_every % self.validate_every:
+            raise ValueError(
+                f"segment_validation_every={self.segment_validation_every} is not a multiple of "
+                f"validate_every={self.validate_every}"
+            )
+        if any(not 0.0 <= t <= 1.0 for t in self.segment_validation_thresholds):
+            raise ValueError("segment_validation_thresholds: every threshold must be in [0, 1]")
+        return self

