@@ -73,6 +73,87 @@ def _to_bin(value, uint8_input):
 
 
 @numba.njit(cache=True, nogil=True)
+def _accumulate_rows(ids, shift, aff_z, aff_y, aff_x, uint8_input, n_dense, row,
+                     node_size, node_sum, edge_keys, edge_values, edge_lo, edge_hi, edge_sum,
+                     edge_axis_count, face_edge, face_bin, state):
+    """accumulate_graph's voxel loop over the (z, y) rows from `row` on, into arrays of
+    fixed size: it returns the first row it did not do when one more row might not fit.
+
+    state holds n_edges, n_faces, and per axis the last edge key and edge (faces along x
+    mostly join the same two fragments). Arrays that are reassigned inside a hot loop
+    (to grow them) make numba reload them on every access: growing happens outside.
+    """
+    shape = (ids.shape[0] - 1, ids.shape[1] - 1, ids.shape[2] - 1)
+    n_edges = state[0]
+    n_faces = state[1]
+    most_per_row = 3 * shape[2]
+    n_rows = shape[0] * shape[1]
+    while row < n_rows:
+        if (n_faces + most_per_row > len(face_edge) or n_edges + most_per_row > len(edge_lo)
+                or 2 * (n_edges + most_per_row) > len(edge_keys)):
+            break
+        z = row // shape[1]
+        y = row - z * shape[1]
+        row += 1
+        for x in range(shape[2]):
+            raw = ids[z + 1, y + 1, x + 1]
+            if raw == 0:
+                continue
+            here = np.int64(np.uint64(raw) - shift)
+            node_size[here] += 1
+            node_sum[here, 0] += z
+            node_sum[here, 1] += y
+            node_sum[here, 2] += x
+            if (raw == ids[z, y + 1, x + 1] and raw == ids[z + 1, y, x + 1]
+                    and raw == ids[z + 1, y + 1, x]):
+                continue  # inside a fragment: no face
+            for axis in range(3):
+                if axis == 0:
+                    other = ids[z, y + 1, x + 1]
+                elif axis == 1:
+                    other = ids[z + 1, y, x + 1]
+                else:
+                    other = ids[z + 1, y + 1, x]
+                if other == 0 or other == raw:
+                    continue
+                there = np.int64(np.uint64(other) - shift)
+                if axis == 0:
+                    value = aff_z[z, y, x]
+                elif axis == 1:
+                    value = aff_y[z, y, x]
+                else:
+                    value = aff_x[z, y, x]
+                lo = min(here, there)
+                hi = max(here, there)
+                key = np.int64(lo) * n_dense + hi
+                if key == state[2 + axis]:
+                    e = state[5 + axis]
+                else:
+                    e = _lookup(edge_keys, edge_values, key, n_edges)
+                    state[2 + axis] = key
+                    state[5 + axis] = e
+                if e == n_edges:
+                    edge_lo[e] = lo
+                    edge_hi[e] = hi
+                    edge_sum[e] = 0.0
+                    edge_axis_count[e, 0] = 0
+                    edge_axis_count[e, 1] = 0
+                    edge_axis_count[e, 2] = 0
+                    n_edges += 1
+                if uint8_input:
+                    edge_sum[e] += np.float32(value) * np.float32(1.0 / 255.0)
+                else:
+                    edge_sum[e] += _unit(value)
+                edge_axis_count[e, axis] += 1
+                face_edge[n_faces] = e
+                face_bin[n_faces] = _to_bin(value, uint8_input)
+                n_faces += 1
+    state[0] = n_edges
+    state[1] = n_faces
+    return row
+
+
+@numba.njit(cache=True, nogil=True)
 def accumulate_graph(ids, low, aff_z, aff_y, aff_x, uint8_input, n_dense, table_capacity):
     """Node and edge statistics of one block.
 
@@ -90,91 +171,49 @@ def accumulate_graph(ids, low, aff_z, aff_y, aff_x, uint8_input, n_dense, table_
         edge_lo, edge_hi (E,) int64 dense ids, edge_sum (E,) float64, edge_axis_count (E, 3)
         int64, face_edge (F,) int32 and face_bin (F,) uint8: edge and histogram bin per face.
     """
-    shape = (ids.shape[0] - 1, ids.shape[1] - 1, ids.shape[2] - 1)
     shift = np.uint64(low) - np.uint64(1)
     node_size = np.zeros(n_dense, dtype=np.int64)
     node_sum = np.zeros((n_dense, 3), dtype=np.float64)
-    edge_keys = np.full(table_capacity, _EMPTY, dtype=np.int64)
-    edge_values = np.empty(table_capacity, dtype=np.int64)
-    capacity = 1024
+    # room for the edges of a few rows at a load of 1/2 (capacities stay powers of two)
+    capacity = table_capacity
+    while capacity < 16 * ids.shape[2]:
+        capacity *= 2
+    edge_keys = np.full(capacity, _EMPTY, dtype=np.int64)
+    edge_values = np.empty(len(edge_keys), dtype=np.int64)
+    capacity = len(edge_keys) // 2
     edge_lo = np.empty(capacity, dtype=np.int64)
     edge_hi = np.empty(capacity, dtype=np.int64)
-    edge_sum = np.zeros(capacity, dtype=np.float64)
-    edge_axis_count = np.zeros((capacity, 3), dtype=np.int64)
-    face_capacity = 1 << 16
-    face_edge = np.empty(face_capacity, dtype=np.int32)
-    face_bin = np.empty(face_capacity, dtype=np.uint8)
-    n_edges = 0
-    n_faces = 0
-    # the faces of one axis along x mostly join the same two fragments: remember the last
-    last_key = np.full(3, -1, dtype=np.int64)
-    last_edge = np.zeros(3, dtype=np.int64)
-    for z in range(shape[0]):
-        for y in range(shape[1]):
-            for x in range(shape[2]):
-                raw = ids[z + 1, y + 1, x + 1]
-                if raw == 0:
-                    continue
-                here = np.int64(np.uint64(raw) - shift)
-                node_size[here] += 1
-                node_sum[here, 0] += z
-                node_sum[here, 1] += y
-                node_sum[here, 2] += x
-                if (raw == ids[z, y + 1, x + 1] and raw == ids[z + 1, y, x + 1]
-                        and raw == ids[z + 1, y + 1, x]):
-                    continue  # inside a fragment: no face
-                for axis in range(3):
-                    if axis == 0:
-                        other = ids[z, y + 1, x + 1]
-                    elif axis == 1:
-                        other = ids[z + 1, y, x + 1]
-                    else:
-                        other = ids[z + 1, y + 1, x]
-                    if other == 0 or other == raw:
-                        continue
-                    there = np.int64(np.uint64(other) - shift)
-                    if axis == 0:
-                        value = aff_z[z, y, x]
-                    elif axis == 1:
-                        value = aff_y[z, y, x]
-                    else:
-                        value = aff_x[z, y, x]
-                    lo = min(here, there)
-                    hi = max(here, there)
-                    key = np.int64(lo) * n_dense + hi
-                    if key == last_key[axis]:
-                        e = last_edge[axis]
-                    else:
-                        e = _lookup(edge_keys, edge_values, key, n_edges)
-                        last_key[axis] = key
-                        last_edge[axis] = e
-                    if e == n_edges:
-                        if n_edges == capacity:
-                            capacity *= 2
-                            edge_lo = _resized(edge_lo, capacity)
-                            edge_hi = _resized(edge_hi, capacity)
-                            edge_sum = _resized(edge_sum, capacity)
-                            grown = np.zeros((capacity, 3), dtype=np.int64)
-                            grown[:n_edges] = edge_axis_count[:n_edges]
-                            edge_axis_count = grown
-                        edge_lo[e] = lo
-                        edge_hi[e] = hi
-                        edge_sum[e] = 0.0
-                        n_edges += 1
-                        if 2 * n_edges > len(edge_keys):
-                            edge_keys, edge_values = _grow(edge_keys, edge_values)
-                    if uint8_input:
-                        edge_sum[e] += np.float32(value) * np.float32(1.0 / 255.0)
-                    else:
-                        edge_sum[e] += _unit(value)
-                    edge_axis_count[e, axis] += 1
-                    if n_faces == face_capacity:
-                        face_capacity *= 2
-                        face_edge = _resized(face_edge, face_capacity)
-                        face_bin = _resized(face_bin, face_capacity)
-                    face_edge[n_faces] = e
-                    face_bin[n_faces] = _to_bin(value, uint8_input)
-                    n_faces += 1
+    edge_sum = np.empty(capacity, dtype=np.float64)
+    edge_axis_count = np.empty((capacity, 3), dtype=np.int64)
+    face_edge = np.empty(max(1 << 16, 8 * ids.shape[2]), dtype=np.int32)
+    face_bin = np.empty(len(face_edge), dtype=np.uint8)
+    state = np.zeros(8, dtype=np.int64)
+    state[2:5] = -1
+    n_rows = (ids.shape[0] - 1) * (ids.shape[1] - 1)
+    row = 0
+    while True:
+        row = _accumulate_rows(ids, shift, aff_z, aff_y, aff_x, uint8_input, n_dense, row,
+                               node_size, node_sum, edge_keys, edge_values, edge_lo, edge_hi,
+                               edge_sum, edge_axis_count, face_edge, face_bin, state)
+        if row >= n_rows:
+            break
+        n_edges = state[0]
+        most_per_row = 3 * (ids.shape[2] - 1)
+        if state[1] + most_per_row > len(face_edge):
+            face_edge = _resized(face_edge, 2 * len(face_edge))
+            face_bin = _resized(face_bin, len(face_edge))
+        if 2 * (n_edges + most_per_row) > len(edge_keys):
+            edge_keys, edge_values = _grow(edge_keys, edge_values)
+        if n_edges + most_per_row > len(edge_lo):
+            capacity = len(edge_keys) // 2
+            edge_lo = _resized(edge_lo, capacity)
+            edge_hi = _resized(edge_hi, capacity)
+            edge_sum = _resized(edge_sum, capacity)
+            grown = np.empty((capacity, 3), dtype=np.int64)
+            grown[:n_edges] = edge_axis_count[:n_edges]
+            edge_axis_count = grown
+    n_edges = state[0]
+    n_faces = state[1]
     return (node_size, node_sum, edge_lo[:n_edges], edge_hi[:n_edges], edge_sum[:n_edges],
             edge_axis_count[:n_edges], face_edge[:n_faces], face_bin[:n_faces])
 

@@ -3,9 +3,11 @@
 Kruskal-style watershed cut in three phases, all on a union-find over voxels:
 
 1. confident edges (distance <= free_level) join regions unless both carry different seeds.
-   These are most edges of a volume; they are visited in raster order, which is cache
-   friendly and needs no sort, in three bands of increasing distance (ties inside a band
-   are broken by position);
+   These are most edges of a volume. They are taken in three bands of increasing distance,
+   in raster order inside a band (ties are broken by position): one raster pass joins the
+   first band and lists the edges of the other two, which are then joined from their lists.
+   A seedless part of an object thus joins its object over its best edges before a noisy
+   face to a neighbour can claim it;
 2. every still seedless region of two or more voxels becomes a fragment of its own, so an
    object without a seed (a thin process, a piece cut by the block border) never joins a
    neighbour through one noisy face;
@@ -13,6 +15,10 @@ Kruskal-style watershed cut in three phases, all on a union-find over voxels:
    edges with distance <= max_level in increasing distance (a counting sort of the few
    edges of such voxels), so a voxel joins the region it reaches over its best edge; a
    voxel without such an edge stays a fragment of its own.
+
+The union-find links the larger root index under the smaller (no size array: path halving
+keeps the trees flat, and a raster pass links each new voxel straight to a root). The
+partition does not depend on that choice, only on the order in which edges are taken.
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# label of a root without a seed that has joined another voxel (a region of >= 2 voxels)
+_JOINED = -1
 
-@numba.njit(cache=True, nogil=True)
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _find(parent, node):
     while parent[node] != node:
         parent[node] = parent[parent[node]]
@@ -49,32 +58,73 @@ def inside_mask(distance, mask, shape, axes, level):
     """Flat bool: voxels in the mask whose touching edges (both sides, on `axes`) all have
     distance < level. Edges out of the array do not count."""
     n = distance.shape[1]
-    strides = (shape[1] * shape[2], shape[2], 1)
-    inside = np.empty(n, dtype=np.bool_)
-    for p in range(n):
-        inside[p] = mask[p]
-    p = 0
-    for z in range(shape[0]):
-        for y in range(shape[1]):
-            for x in range(shape[2]):
-                coords = (z, y, x)
-                for axis in axes:
-                    if coords[axis] > 0 and distance[axis, p] >= level:
+    inside = mask.copy()
+    # one axis at a time streams through that axis' distances in order
+    for axis in axes:
+        if axis == 0:
+            stride = shape[1] * shape[2]
+            for p in range(stride, n):
+                if distance[0, p] >= level:
+                    inside[p] = False
+                    inside[p - stride] = False
+        else:
+            stride = shape[2] if axis == 1 else 1
+            row = shape[1] * shape[2] if axis == 1 else shape[2]
+            for start in range(0, n, row):
+                for p in range(start + stride, start + row):
+                    if distance[axis, p] >= level:
                         inside[p] = False
-                        inside[p - strides[axis]] = False
-                p += 1
+                        inside[p - stride] = False
     return inside
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _join(parent, label, root_p, root_q, seeded_pair_blocks):
+    """Link two different roots (the larger index under the smaller); returns whether they
+    were linked. Two roots with different seeds stay apart when seeded_pair_blocks."""
+    lp = label[root_p]
+    lq = label[root_q]
+    if lp > 0 and lq > 0:
+        if seeded_pair_blocks or lp != lq:
+            return False
+    if lp <= 0:
+        lp = lq if lq > 0 else _JOINED
+    if root_p < root_q:
+        parent[root_q] = root_p
+        label[root_p] = lp
+    else:
+        parent[root_p] = root_q
+        label[root_q] = lp
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
-def _union(parent, size, label, root_p, root_q):
-    """Join two roots (union by size); returns the new root."""
-    if size[root_p] < size[root_q]:
-        root_p, root_q = root_q, root_p
-    parent[root_q] = root_p
-    size[root_p] += size[root_q]
-    label[root_p] = max(label[root_p], label[root_q])
-    return root_p
+def _count_bands(distance, high_1, high_2, high_3):
+    """Upper bounds of the edges in bands 2 (high_1, high_2] and 3 (high_2, high_3]."""
+    n_2 = 0
+    n_3 = 0
+    for axis in range(3):
+        for p in range(distance.shape[1]):
+            d = distance[axis, p]
+            if d > high_1 and d <= high_3:
+                if d > high_2:
+                    n_3 += 1
+                else:
+                    n_2 += 1
+    return n_2, n_3
+
+
+@numba.njit(cache=True, nogil=True)
+def _join_listed(parent, label, codes, n_codes, strides):
+    """Phase 1 for one listed band: edge code 4 * p + axis joins p and p - e_axis."""
+    for i in range(n_codes):
+        code = codes[i]
+        p = code >> 2
+        q = p - strides[code & 3]
+        root_p = _find(parent, p)
+        root_q = _find(parent, q)
+        if root_p != root_q:
+            _join(parent, label, root_p, root_q, False)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -99,58 +149,74 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
         id_offset + n_labels, all used when the seed ids are 1..k all used (cc3d's are).
     """
     n = seeds.shape[0]
-    strides = (shape[1] * shape[2], shape[2], 1)
+    strides = np.array((shape[1] * shape[2], shape[2], 1), dtype=np.int64)
     use = np.zeros(3, dtype=np.bool_)
     for axis in axes:
         use[axis] = True
     # int32 halves the memory traffic of the random accesses (blocks have < 2^31 voxels)
-    parent = np.arange(n, dtype=np.int32)
-    size = np.ones(n, dtype=np.int32)
+    parent = np.empty(n, dtype=np.int32)
     label = seeds
-    # phase 1: confident edges in raster order, in three bands of increasing distance: a
-    # seedless part of an object then joins its object over its best edges before a noisy
-    # face to a neighbour can claim it
-    band_low = (0, free_level // 8 + 1, free_level // 2 + 1)
-    band_high = (free_level // 8, free_level // 2, free_level)
-    for band in range(3):
-        low = band_low[band]
-        high = band_high[band]
-        if low > high:
-            continue
-        p = 0
-        for z in range(shape[0]):
-            for y in range(shape[1]):
-                for x in range(shape[2]):
-                    if mask[p]:
-                        coords = (z, y, x)
-                        root_p = -1
-                        for axis in range(3):
-                            d = distance[axis, p]
-                            if not use[axis] or coords[axis] == 0 or d < low or d > high:
-                                continue
-                            q = p - strides[axis]
-                            if not mask[q]:
-                                continue
-                            if root_p < 0:
-                                root_p = _find(parent, p)
-                            root_q = _find(parent, q)
-                            if root_p == root_q:
-                                continue
-                            lp = label[root_p]
-                            lq = label[root_q]
-                            if lp != 0 and lq != 0 and lp != lq:
-                                continue
-                            root_p = _union(parent, size, label, root_p, root_q)
-                    p += 1
-    # phase 2: name seedless regions of two or more voxels; flatten the trees; list the
-    # voxels left alone (no seed, no confident edge)
+    band_high_1 = free_level // 8
+    band_high_2 = free_level // 2
+    # phase 1, band 1 in one raster pass; bands 2 and 3 are listed in raster order. The
+    # lists are sized by a count first: arrays that grow inside the hot loop cost it 2x
+    n_2, n_3 = _count_bands(distance, band_high_1, band_high_2, free_level)
+    listed_2 = np.empty(n_2, dtype=np.int64)
+    listed_3 = np.empty(n_3, dtype=np.int64)
+    n_2 = 0
+    n_3 = 0
     next_label = 0
-    for p in range(n):
-        next_label = max(next_label, label[p])
+    p = 0
+    for z in range(shape[0]):
+        for y in range(shape[1]):
+            for x in range(shape[2]):
+                parent[p] = p  # nothing has touched p yet: edges only reach back
+                if not mask[p]:
+                    p += 1
+                    continue
+                if label[p] > next_label:
+                    next_label = label[p]
+                root_p = p
+                for axis in range(3):
+                    if not use[axis]:
+                        continue
+                    if axis == 0:
+                        if z == 0:
+                            continue
+                    elif axis == 1:
+                        if y == 0:
+                            continue
+                    elif x == 0:
+                        continue
+                    d = distance[axis, p]
+                    if d > free_level:
+                        continue
+                    q = p - strides[axis]
+                    if not mask[q]:
+                        continue
+                    if d > band_high_2:
+                        listed_3[n_3] = 4 * p + axis
+                        n_3 += 1
+                    elif d > band_high_1:
+                        listed_2[n_2] = 4 * p + axis
+                        n_2 += 1
+                    else:
+                        root_q = _find(parent, q)
+                        if root_p != root_q and _join(parent, label, root_p, root_q, False):
+                            root_p = min(root_p, root_q)
+                p += 1
+    _join_listed(parent, label, listed_2, n_2, strides)
+    _join_listed(parent, label, listed_3, n_3, strides)
+    # phase 2: flatten the trees, name seedless regions of two or more voxels, list the
+    # voxels left alone (no seed, no confident edge)
     n_lonely = 0
     for p in range(n):
-        if parent[p] == p and mask[p]:
-            if label[p] == 0 and size[p] > 1:
+        if not mask[p]:
+            continue
+        root = _find(parent, p)
+        parent[p] = root
+        if root == p:
+            if label[p] == _JOINED:
                 next_label += 1
                 label[p] = next_label
             elif label[p] == 0:
@@ -158,8 +224,7 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
     lonely = np.empty(n_lonely, dtype=np.int64)
     n_lonely = 0
     for p in range(n):
-        parent[p] = _find(parent, p)
-        if parent[p] == p and mask[p] and label[p] == 0:
+        if parent[p] == p and label[p] == 0 and mask[p]:
             lonely[n_lonely] = p
             n_lonely += 1
     # phase 3: the edges of lonely voxels, by increasing distance (counting sort)
@@ -192,24 +257,20 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
         code = ordered[i]
         axis = code // n
         p = code - axis * n
-        root_p = _find(parent, p)
-        root_q = _find(parent, p - strides[axis])
-        if root_p == root_q:
-            continue
-        lp = label[root_p]
-        lq = label[root_q]
-        if lp != 0 and lq != 0:
-            continue
         if distance[axis, p] > max_level:
             break  # edges are sorted: the rest cross boundaries; a voxel left alone here
             # (all its affinities low, e.g. membrane or unlabelled space) is a fragment of
             # its own, for the agglomeration to judge, rather than glued to a random side
-        _union(parent, size, label, root_p, root_q)
+        root_p = _find(parent, p)
+        root_q = _find(parent, p - strides[axis])
+        if root_p != root_q:
+            # only a lonely voxel (label 0) may join: two labelled regions stay apart
+            _join(parent, label, root_p, root_q, True)
     out = np.zeros(n, dtype=np.uint64)
     for p in range(n):
         if mask[p]:
             root = _find(parent, p)
-            if label[root] == 0:
+            if label[root] <= 0:  # lonely voxels, alone or joined to each other in phase 3
                 next_label += 1
                 label[root] = next_label
             out[p] = np.uint64(label[root]) + id_offset

@@ -17,7 +17,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from axonseg.errors import InputError
-from axonseg.segment._seed_kernel import local_maxima
+from axonseg.segment._seed_kernel import local_maxima, seed_unseeded_components
 from axonseg.segment._watershed_kernel import edge_watershed, float_edge_distances, inside_mask
 from axonseg.segment.affinities import (
     as_unit_float,
@@ -72,17 +72,13 @@ def _seeds(
     maxima = local_maxima(distance.reshape(as_3d), inside.reshape(as_3d), seed_radius)
     maxima = maxima.reshape(inside.shape)
     del distance
-    seeds = _as_int32(cc3d.connected_components(maxima, connectivity=connectivity))
+    seeds, n_seeds = cc3d.connected_components(maxima, connectivity=connectivity, return_N=True)
+    seeds = _as_int32(seeds)
     # a small object next to a thicker one has no maximum of its own inside the window: every
     # inside component without a seed becomes one seed, so it cannot be absorbed by a neighbour
-    components = cc3d.connected_components(inside, connectivity=connectivity)
-    seeded = np.zeros(int(components.max()) + 1, dtype=bool)
-    seeded[components[maxima]] = True
-    seeded[0] = True
-    if not seeded.all():
-        new_id = np.cumsum(~seeded) + seeds.max()
-        missing = ~seeded[components]
-        seeds[missing] = new_id[components[missing]]
+    components, n_components = cc3d.connected_components(inside, connectivity=connectivity, return_N=True)
+    seed_unseeded_components(seeds.reshape(-1), n_seeds, components.reshape(-1), n_components,
+                             maxima.reshape(-1))
     return seeds
 
 
