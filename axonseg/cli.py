@@ -155,9 +155,20 @@ def segment(
     restart: bool = typer.Option(False, "--restart", help="start stages again after a config change"),
 ) -> None:
     """Run predict, fragments, agglomeration, relabel, (evaluate,) skeletonize and export on one volume."""
+    import errno
+
+    from axonseg.errors import StageError
     from axonseg.pipelines.segment import load_pipeline_config, run_segment
 
-    result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart)
+    try:
+        result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart)
+    except OSError as err:
+        # blockwise writes name their block; this catches the rest (tables, LUTs, reports)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT) and not _state["debug"]:
+            raise StageError(
+                f"disk full while writing {err.filename or out}: free space and re-run the same command to resume"
+            ) from None
+        raise
     details = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items())
     typer.echo(f"run {result.run_dir} (threshold {result.threshold}): {details}")
 

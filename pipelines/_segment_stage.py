@@ -16,6 +16,7 @@ import numpy as np
 import zarr
 
 from axonseg.blockwise import DoneMarkers, Roi
+from axonseg.blockwise.integrity import BlockNamedFiles, BlockOutputs, ZarrChunkFiles
 from axonseg.errors import InputError
 from axonseg.io import group_attrs, group_exists, open_level, open_volume
 from axonseg.segment import check_affinities
@@ -32,28 +33,61 @@ def digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def stage_outputs(run_dir: Path, stage: str) -> tuple[BlockOutputs, Path] | None:
+    """The files each block of a stage writes, and the stage's output (for messages), by the
+    stage's marker name; None for stages whose blocks write nothing to verify."""
+    store = Path(run_dir) / "volume.zarr"
+    zarr_groups = {"predict": "affinities", "fragments": "fragments", "relabel": "segmentation"}
+    if stage in zarr_groups:
+        return ZarrChunkFiles(store / zarr_groups[stage] / "s0"), store / zarr_groups[stage]
+    if stage == "graph":
+        folder = Path(run_dir) / "graph"
+        return BlockNamedFiles(folder, ("nodes/{block_id}.parquet", "edges/{block_id}.parquet")), folder
+    return None
+
+
 def begin_stage(markers: DoneMarkers, state: dict[str, Any] | None, config_hash: str, restart: bool) -> StageStart:
     """Decide how a stage starts from its output's recorded state and its done markers.
 
-    ``done``: the output is complete for this very config (nothing to do). ``resume``: an
-    interrupted run of this config left markers; done blocks are skipped. ``fresh``: no usable
-    output; markers are reset for this config and the caller (re)creates its output.
+    ``done``: the output is complete for this very config and every file its blocks wrote is
+    still there at its recorded size (nothing to do). ``resume``: an interrupted run of this
+    config left markers, or a finished output lost or truncated files; done, intact blocks are
+    skipped and the rest computed. ``fresh``: no usable output; markers and the manifest log are
+    reset for this config and the caller (re)creates its output.
+
+    The markers' run folder is ``markers.directory.parent.parent`` (``RUN/blocks/<stage>``).
 
     Raises:
         StageError: an interrupted run of another config left markers and ``restart`` is False.
     """
+    run_dir = markers.directory.parent.parent
+    outputs = stage_outputs(run_dir, markers.stage)
+    if outputs is not None:
+        markers.track(outputs[0], run_dir, where=str(outputs[1]))
     state = state or {}
     same = state.get("config_hash") == config_hash
     if same and state.get("complete") and not restart:
         markers.clear()  # left only if a run was killed between completing and clearing them
-        return "done"
+        damaged = markers.damaged_blocks()
+        if not damaged:
+            return "done"
+        problems = [p for block_problems in damaged.values() for p in block_problems]
+        logger.warning(
+            "%s: %d finished block(s) lost or truncated output files (%s%s); computing them again",
+            markers.stage, len(damaged), "; ".join(problems[:3]), f"; and {len(problems) - 3} more" if len(problems) > 3 else "",
+        )
+        markers.reopen(damaged)
+        return "resume"
     markers.prepare(restart)
     if same and state.get("complete") is False and not restart:
+        if outputs is not None and not markers.log_path.exists():
+            markers.reset_log()  # an interrupted run from before manifests: record from now on
         return "resume"
     if state and not same:
         logger.info("%s: made with another config before; computing it again", markers.stage)
     markers.clear()
     markers.prepare()
+    markers.reset_log()
     return "fresh"
 
 

@@ -23,6 +23,7 @@ import torch
 from pydantic import Field, field_validator
 
 from axonseg.blockwise import Block, DoneMarkers, parse_scheduler, run_blockwise
+from axonseg.blockwise.executor import disk_full_error, is_disk_full
 from axonseg.blockwise.progress import block_progress
 from axonseg.config import ShapeTriple, StrictModel, load_config
 from axonseg.errors import InputError, StageError
@@ -173,8 +174,13 @@ def _write_outputs(target, batch: list[Block], grid: PredictGrid, result: np.nda
     for block, values in zip(batch, result):
         # the network's output starts at the block's write offset; keep the part inside the volume
         centre = (slice(None),) + tuple(slice(0, s) for s in block.write_roi.shape)
-        write_block(target, np.ascontiguousarray(values[centre]), block.write_roi.offset)
-        markers.mark_done(block)
+        try:
+            write_block(target, np.ascontiguousarray(values[centre]), block.write_roi.offset)
+            markers.mark_done(block)
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full_error(err, markers.where or STAGE, block, len(grid.blocks)) from err
+            raise
 
 
 def _run_local(
@@ -215,12 +221,16 @@ def _run_local(
 _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 
-def _distributed_process(model_path: str, settings: dict, volume: Volume, grid: PredictGrid, store: str):  # noqa: ANN202
-    """A picklable per-block job for dask workers: each worker loads the model once."""
+def _distributed_process(model_path: str, settings: dict, volume: Volume, grid: PredictGrid, store: str,  # noqa: ANN202
+                         num_threads: int | None = None):
+    """A picklable per-block job for dask workers: each worker loads the model once and uses
+    ``num_threads`` torch threads (None: torch's default, every core of the node)."""
     key = (model_path, tuple(sorted(settings.items())))
 
     def process(block: Block) -> None:
         if key not in _WORKER_PREDICTORS:
+            if num_threads:  # several worker processes per node must not each take every core
+                torch.set_num_threads(num_threads)
             _WORKER_PREDICTORS[key] = Predictor(load_model(model_path), **settings)
         predictor = _WORKER_PREDICTORS[key]
         raw = read_block(volume, block.read_roi, pad_mode(volume.spatial_shape))
@@ -317,7 +327,7 @@ def run_predict(
     todo = [b for b in grid.blocks if not markers.is_done(b)]
     skipped = len(grid.blocks) - len(todo)
     if skipped:
-        logger.info("predict: %d of %d blocks already done, skipped", skipped, len(grid.blocks))
+        logger.info("predict: resuming: %d of %d blocks already done, skipped", skipped, len(grid.blocks))
     logger.info(
         "predict: %d blocks of %s voxels (input %s) with %s, precision %s, on %s",
         len(todo), grid.write_shape, grid.input_shape, path, predictor.precision, predictor.device,
@@ -330,7 +340,7 @@ def run_predict(
                 _run_local(volume, predictor, grid, todo, target, markers, config.batch_size, progress)
         else:
             settings = {"device": device, "output_dtype": config.output_dtype, "precision": predictor.precision}
-            run_blockwise(todo, _distributed_process(str(path), settings, volume, grid, str(store)),
+            run_blockwise(todo, _distributed_process(str(path), settings, volume, grid, str(store), config.num_threads),
                           description="predict", markers=markers, scheduler=scheduler, show_progress=show_progress)
     mark_complete(store, STAGE)
     markers.clear()

@@ -6,6 +6,7 @@ done markers, retries and progress in one place.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 ProcessBlock = Callable[[Block], None]
 CONNECT_TIMEOUT = "10s"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,33 @@ def parse_scheduler(spec: str) -> tuple[str, int | None, str | None]:
     return kind, None, None
 
 
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in DISK_FULL
+
+
+def disk_full_error(err: OSError, where: str, block: Block, total: int) -> StageError:
+    """The one-line error for a block whose write found the disk (or quota) full.
+
+    Args:
+        err: the ENOSPC / EDQUOT error.
+        where: the output being written, e.g. ``run/volume.zarr/fragments``.
+        block: the block that failed (it is not marked done).
+        total: blocks of the stage.
+    """
+    reason = "disk full" if err.errno == errno.ENOSPC else "disk quota exceeded"
+    return StageError(
+        f"{reason} while writing {where} (block {block.block_id} of {total}): "
+        "free space and re-run the same command to resume"
+    )
+
+
 def _with_retries(process: ProcessBlock, block: Block, retries: int) -> None:
     for attempt in range(retries + 1):
         try:
             process(block)
             return
         except (OSError, MemoryError) as err:
-            if attempt == retries:
+            if attempt == retries or is_disk_full(err):  # a full disk stays full: retrying only waits
                 raise
             logger.warning("block %s failed (%s); retrying", block.block_id, err)
 
@@ -111,12 +133,19 @@ def run_blockwise(
     todo = [b for b in blocks if b.index not in done_ids]
     skipped = len(done)
     if skipped:
-        logger.info("%s: %d of %d blocks already done, skipped", description, skipped, len(blocks))
+        logger.info("%s: resuming: %d of %d blocks already done, skipped", description, skipped, len(blocks))
+    where = (markers.where if markers is not None else None) or description
+    total = len(blocks)
 
     def run_one(block: Block) -> None:
-        _with_retries(process, block, retries)
-        if markers is not None:
-            markers.mark_done(block)
+        try:
+            _with_retries(process, block, retries)
+            if markers is not None:
+                markers.mark_done(block)
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full_error(err, where, block, total) from err
+            raise
 
     kind, n_workers, address = parse_scheduler(scheduler)
     with block_progress(description, total=len(blocks), enabled=show_progress) as progress:
