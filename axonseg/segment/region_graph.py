@@ -163,9 +163,10 @@ def block_region_graph(
     context = np.ascontiguousarray(fragments_context)
     channels = [np.ascontiguousarray(affinities[c]) for c in nn_channels]
     low, high = (int(i) for i in id_range(context))
-    if high - low + 1 <= context.size:
-        # a compact id range (one block's fragments and its neighbours'): ids index plain
-        # arrays directly, no renumbering pass
+    if high - low + 1 <= context.size // 16:
+        # a compact id range: ids index plain arrays directly, no renumbering pass. A block
+        # whose ids span a whole neighbour's id offset (a block's voxel count) is renumbered:
+        # arrays and the edge table sized by that span cost +580 MB per 128^3 block.
         id_of_dense = np.arange(low - 1, high + 1, dtype=np.uint64)
         id_of_dense[0] = 0
         dense_ids = context
