@@ -99,6 +99,8 @@ def run_simulate(run_dir: str | Path, config: SimulateConfig | None = None) -> S
         raise InputError(f"{run_dir}: no SONATA export (connectome/sonata); run `axonseg export {run_dir} --format sonata` first")
     circuit = read_sonata(sonata)
     edges, nodes = circuit.edges, circuit.nodes
+    if len(nodes) == 0:
+        raise InputError(f"{sonata}: the circuit has no neurons (no segment carries a synapse); nothing to simulate")
     delays = edges["delay"].to_numpy(np.float64) if "delay" in edges.columns else np.zeros(len(edges))
     if "delay" not in edges.columns:
         logger.warning("the SONATA edges carry no delay (a brainscales2 export?): simulating without delays")

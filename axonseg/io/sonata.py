@@ -172,6 +172,11 @@ class SonataCircuit:
     edges: pd.DataFrame
 
 
+def _all_of(libsonata, size: int):  # noqa: ANN001, ANN202
+    """A libsonata selection of ``size`` rows; libsonata refuses the range (0, 0)."""
+    return libsonata.Selection([(0, size)]) if size else libsonata.Selection(np.zeros(0, np.int64))
+
+
 def read_sonata(folder: Path) -> SonataCircuit:
     """Read a circuit :func:`write_sonata` wrote, every attribute through libsonata.
 
@@ -185,12 +190,12 @@ def read_sonata(folder: Path) -> SonataCircuit:
         if not (folder / name).exists():
             raise InputError(f"{folder}: no SONATA {name}; run `axonseg export RUN_DIR --format sonata` first")
     node_population = libsonata.NodeStorage(str(folder / "nodes.h5")).open_population(NODE_POPULATION)
-    everything = libsonata.Selection([(0, node_population.size)])
+    everything = _all_of(libsonata, node_population.size)
     nodes = pd.DataFrame({"node_id": np.arange(node_population.size, dtype=np.int64)})
     for name in sorted(node_population.attribute_names):
         nodes[name] = node_population.get_attribute(name, everything)
     edge_population = libsonata.EdgeStorage(str(folder / "edges.h5")).open_population(EDGE_POPULATION)
-    selection = libsonata.Selection([(0, edge_population.size)])
+    selection = _all_of(libsonata, edge_population.size)
     edges = pd.DataFrame({"source_node_id": edge_population.source_nodes(selection).astype(np.int64),
                           "target_node_id": edge_population.target_nodes(selection).astype(np.int64)})
     for name in sorted(edge_population.attribute_names):

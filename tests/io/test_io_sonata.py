@@ -86,3 +86,14 @@ def test_ranges_index_handles_nodes_without_edges():
     node_ranges, ranges = ranges_index(np.array([2, 2, 0, 2]), 4)
     assert node_ranges.tolist() == [[0, 1], [0, 0], [1, 3], [0, 0]]
     assert ranges.tolist() == [[2, 3], [0, 2], [3, 4]]
+
+
+def test_empty_circuit_reads_back_empty(tmp_path):
+    """A segmentation with no synapses exports an empty circuit; reading it gives empty tables."""
+    table = synapses_from_arrays(np.zeros((0, 3)), np.zeros((0, 3)), size=np.zeros(0))
+    table["pre_id"], table["post_id"] = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    connectome = build_connectome(table, {}, EdgeParams(synaptic_delay_ms=1.0, with_delays=False))
+    write_sonata(tmp_path / "sonata", connectome.nodes, sonata_edges(connectome, None))
+    read = read_sonata(tmp_path / "sonata")
+    assert len(read.nodes) == 0 and len(read.edges) == 0
+    assert {"source_node_id", "target_node_id", "syn_weight"} <= set(read.edges.columns)

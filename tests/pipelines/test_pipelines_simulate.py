@@ -81,3 +81,14 @@ def test_simulate_without_export_says_what_to_run(tmp_path):
 def test_config_file_loads():
     config = load_simulate_config(CONFIGS / "simulate.yaml")
     assert config.duration_ms == 100.0 and config.drive == "all"
+
+
+def test_empty_circuit_is_refused_with_one_line(tmp_path):
+    run = chain_run(tmp_path)
+    pd.DataFrame(columns=["pre_z_nm", "pre_y_nm", "pre_x_nm", "post_z_nm", "post_y_nm", "post_x_nm"]
+                 ).to_csv(tmp_path / "none.csv", index=False)
+    export = run_export(run, "sonata", tmp_path / "none.csv", skeletons={})
+    assert export.n_synapses == 0
+    with pytest.raises(InputError, match=r"sonata: the circuit has no neurons"):
+        run_simulate(run)
+    assert not (run / "simulation").exists()
