@@ -101,11 +101,17 @@ def ingest(
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="output folder of the demo run"),
     overwrite: bool = typer.Option(True, "--overwrite/--no-overwrite", help="replace an earlier demo run"),
+    source: str = typer.Option("fib", "--source", help="fib (the shipped real FIB-SEM crop, 10 nm, held out from training) or synth (AxonEM-like 30x8x8 nm, with GT synapses; needs a 30x8x8 model)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="U-Net .pt; default: the shipped model for the input's voxel size"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
-    """Run the whole pipeline on the embedded default (synthetic data), and say what is not built yet."""
+    """Run the whole pipeline on the embedded default: real FIB-SEM crop -> segment (shipped model) -> evaluate -> export -> Brian2."""
+    from axonseg.errors import InputError
     from axonseg.pipelines.demo import run_demo
 
-    run_demo(out, overwrite=overwrite)
+    if source not in ("synth", "fib"):
+        raise InputError(f"--source {source!r}: expected synth or fib")
+    run_demo(out, overwrite=overwrite, source=source, scheduler=scheduler, model=model)  # type: ignore[arg-type]
 
 
 @app.command()

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 METRICS = ("nerl", "voi_split", "voi_merge", "threshold")
 
 
-def _write_array(store: Path, name: str, data: np.ndarray, voxel_size: tuple[float, float, float]) -> str:
+def write_array(store: Path, name: str, data: np.ndarray, voxel_size: tuple[float, float, float]) -> str:
+    """Write ``data`` (zyx, voxel size nm) as a complete OME-Zarr group; returns its address."""
     chunks = tuple(min(s, 128) for s in data.shape)
     create_multiscale(store, name, data.shape, data.dtype, voxel_size, (0.0, 0.0, 0.0), chunks)
     write_block(open_level(store, name), data, (0, 0, 0))
@@ -59,8 +60,8 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
     store = work_dir / "heldout.zarr"
     if store.exists():
         shutil.rmtree(store)
-    raw_address = _write_array(store, "raw", np.ascontiguousarray(volume.raw), volume.voxel_size)
-    labels_address = _write_array(store, "labels", np.ascontiguousarray(volume.labels), volume.voxel_size)
+    raw_address = write_array(store, "raw", np.ascontiguousarray(volume.raw), volume.voxel_size)
+    labels_address = write_array(store, "labels", np.ascontiguousarray(volume.labels), volume.voxel_size)
     block = tuple(int(s) for s in volume.raw.shape)
     segment = SegmentConfig.model_validate(
         {"block_shape": list(block), "agglomerate": {"thresholds": list(cfg.segment_validation_thresholds)}}
@@ -86,4 +87,4 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
     return hook
 
 
-__all__ = ["METRICS", "segmentation_validation_hook"]
+__all__ = ["METRICS", "segmentation_validation_hook", "write_array"]

@@ -47,13 +47,17 @@ def test_skeleton_store_roundtrip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back[key][1], edges)
 
 
-def test_demo_runs_synth_and_ingest_and_reports_pending_stages(tmp_path: Path, capsys) -> None:
-    summary = run_demo(tmp_path / "demo")
-    stages = {stage: status for stage, status, _ in summary["stages"]}
-    assert stages["synth"] == stages["ingest"] == "done"
-    assert stages["predict"] == "waiting" and "waiting" in stages.values()
-    details = {stage: detail for stage, _, detail in summary["stages"]}
-    assert "no default model" in details["predict"]
-    raw = open_volume(Path(summary["run"]) / "volume.zarr" / "raw")
-    assert raw.shape == (64, 256, 256) and raw.voxel_size == (30.0, 8.0, 8.0)
-    assert "axonseg demo" in capsys.readouterr().out
+def test_demo_runs_the_whole_pipeline_with_the_shipped_model(tmp_path: Path, capsys) -> None:
+    """FIB crop -> segment with the shipped 10 nm model -> evaluate -> export -> Brian2, one table."""
+    summary = run_demo(tmp_path / "demo", shape=(70, 128, 128), show_progress=False)
+    out = capsys.readouterr().out
+    assert "axonseg demo" in out and "NERL" in out and "spikes" in out and "PROXY" in out
+    assert 0.0 <= summary["nerl"] <= 1.0 and summary["erl_nm"] > 0
+    assert summary["voi_split"] >= 0 and summary["voi_merge"] >= 0
+    assert summary["skeletons"] > 0 and summary["synapses"] > 0 and summary["proxy_synapses"]
+    assert summary["spikes"] > 0
+    for key in ("report", "sonata", "raster"):
+        assert Path(summary[key]).exists(), key
+    assert (Path(summary["sonata"]) / "edges.h5").exists()
+    raw = open_volume(tmp_path / "demo" / "fib_crop.zarr" / "raw")
+    assert raw.shape == (70, 128, 128) and raw.voxel_size == (10.0, 10.0, 10.0)
