@@ -199,3 +199,17 @@ def test_shipped_config_file_loads():
     assert PredictConfig(precision="bf16").precision == "bfloat16"
     with pytest.raises(Exception, match="sizes must be positive"):
         PredictConfig(block_shape=(0, 8, 8))
+
+
+def test_shipped_models_are_chosen_by_voxel_size():
+    """data/models ships one model per voxel size: 10 nm FIB-SEM and 30x8x8 nm serial-section."""
+    from axonseg.model import load_model
+
+    iso, aniso = default_model_path((10.0, 10.0, 10.0)), default_model_path((30.0, 8.0, 8.0))
+    assert iso.parent.name == "fib_default" and aniso.parent.name == "synth_aniso"
+    for path, voxel in ((iso, (10.0, 10.0, 10.0)), (aniso, (30.0, 8.0, 8.0))):
+        assert (path.parent / "README.md").exists() and path.stat().st_size < 8_000_000
+        model = load_model(path)
+        assert tuple(model.config.voxel_size) == voxel and len(model.config.offsets) == 8
+    with pytest.raises(StageError, match=r"fib_default \(10 10 10 nm\).*synth_aniso \(30 8 8 nm\)"):
+        default_model_path((40.0, 4.0, 4.0))
