@@ -195,8 +195,9 @@ def projection(stages: dict, voxels: int, cores: int) -> tuple[float, float, lis
     assumptions = [
         f"per-voxel cost of the {round(voxels ** (1 / 3))}^3 run scaled linearly to 1e12 voxels",
         f"cores used: {cores} for predict/fragments/graph/relabel/skeletonize (torch and dask threads), 1 for "
-        "agglomerate and export; wall time x cores is an upper bound on this shared, busy machine",
-        "predict on CPU (float32); a GPU node replaces most of the predict share",
+        "agglomerate and export; wall time x cores is an upper bound (other jobs may share the cores)",
+        f"predict on CPU ({stages.get('predict', {}).get('precision', '?')}); a GPU node replaces most of the predict share",
+        "stages not run (see --stages) are not in the total: " + (", ".join(s for s in STAGES if s not in stages) or "none"),
         "the global agglomeration is assumed linear in edges (it is ~n log n) and to fit one node's memory",
         "no I/O contention from other jobs on the shared file system; excludes synthetic data generation",
     ]
@@ -260,7 +261,7 @@ def main() -> None:
         timed = [s for s in SPEEDUP_STAGES if s not in UNTIMED]
         print(f"LocalCluster {' + '.join(timed)} at {sizes[0]}^3: 1 worker {speed['local1_s']:.1f} s, "
               f"2 workers {speed['local2_s']:.1f} s, speed-up {speed['speedup']:.2f}x on {cores} cores "
-              "(shared with other jobs)")
+              f"(load average {os.getloadavg()[0]:.1f} after the run)")
 
     voxels = sizes[-1] ** 3
     cpu_h_wall, cpu_h_measured, assumptions = projection(large, voxels, cores)
