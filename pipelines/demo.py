@@ -70,7 +70,7 @@ def _prepare_input(out: Path, source: str, seed: int, shape: tuple[int, int, int
         return DemoInput(f"{FIB_CROP}:raw", f"{FIB_CROP}:labels", None, f"{detail}, 70x250x250 voxels")
     import h5py
 
-    from axonseg.pipelines.train_validation import write_array
+    from axonseg.io import write_array
 
     window = tuple(slice(0, s) for s in shape)
     with h5py.File(FIB_CROP, "r") as handle:

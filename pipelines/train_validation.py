@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from axonseg.io import create_multiscale, mark_complete, open_level, write_block
+from axonseg.io import write_array
 from axonseg.model.checkpoint import save_model
 from axonseg.model.sampler import TrainingVolume
 from axonseg.model.train_config import TrainConfig
@@ -27,15 +27,6 @@ log = logging.getLogger(__name__)
 
 #: The reported figures (best threshold by NERL).
 METRICS = ("nerl", "voi_split", "voi_merge", "threshold")
-
-
-def write_array(store: Path, name: str, data: np.ndarray, voxel_size: tuple[float, float, float]) -> str:
-    """Write ``data`` (zyx, voxel size nm) as a complete OME-Zarr group; returns its address."""
-    chunks = tuple(min(s, 128) for s in data.shape)
-    create_multiscale(store, name, data.shape, data.dtype, voxel_size, (0.0, 0.0, 0.0), chunks)
-    write_block(open_level(store, name), data, (0, 0, 0))
-    mark_complete(store, name)
-    return f"{store}/{name}"
 
 
 def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_dir: str | Path) -> ValidateHook:
@@ -87,4 +78,4 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
     return hook
 
 
-__all__ = ["METRICS", "segmentation_validation_hook", "write_array"]
+__all__ = ["METRICS", "segmentation_validation_hook"]

@@ -11,6 +11,7 @@ from axonseg.io.writers import (
     level_shapes,
     mark_complete,
     open_level,
+    write_array,
     write_block,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "open_level",
     "open_volume",
     "parse_address",
+    "write_array",
     "write_block",
 ]

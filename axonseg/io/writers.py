@@ -166,3 +166,16 @@ def mark_complete(store: Path, name: str, **extra: Any) -> None:
     info.update(extra)
     info["complete"] = True
     group.attrs["axonseg"] = info
+
+
+def write_array(store: Path, name: str, data: np.ndarray, voxel_size: Sequence[float]) -> str:
+    """Write ``data`` (zyx, voxel size in nm) whole as a complete one-level OME-Zarr group.
+
+    For small in-memory volumes (crops, held-out slabs); chunks are at most 128 voxels per axis.
+    Returns the array's address, ``store/name``.
+    """
+    chunks = tuple(min(s, 128) for s in data.shape)
+    create_multiscale(store, name, data.shape, data.dtype, tuple(voxel_size), (0.0, 0.0, 0.0), chunks)
+    write_block(open_level(store, name), data, (0, 0, 0))
+    mark_complete(store, name)
+    return f"{store}/{name}"

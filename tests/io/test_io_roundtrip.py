@@ -11,7 +11,16 @@ import tifffile
 import zarr
 
 from axonseg.errors import InputError
-from axonseg.io import AXONEM_VOXEL_SIZES, create_multiscale, mark_complete, open_level, open_volume, write_block
+from axonseg.io import (
+    AXONEM_VOXEL_SIZES,
+    create_multiscale,
+    group_attrs,
+    mark_complete,
+    open_level,
+    open_volume,
+    write_array,
+    write_block,
+)
 
 
 def test_npy_roundtrip(tmp_path: Path, raw_volume: np.ndarray) -> None:
@@ -123,3 +132,14 @@ def test_h5_volume_pickles_for_process_workers(tmp_path: Path, raw_volume: np.nd
     volume = open_volume(f"{tmp_path / 'v.h5'}:raw", voxel_size=(1, 1, 1))
     clone = pickle.loads(pickle.dumps(volume.data))
     np.testing.assert_array_equal(clone[2:5].compute(), raw_volume[2:5])
+
+
+def test_write_array_is_a_complete_readable_group(tmp_path):
+    data = np.random.default_rng(3).integers(0, 255, (5, 130, 9), dtype=np.uint8)
+    address = write_array(tmp_path / "crop.zarr", "raw", data, (10.0, 10.0, 10.0))
+    assert address == f"{tmp_path / 'crop.zarr'}/raw"
+    assert group_attrs(tmp_path / "crop.zarr", "raw")["complete"] is True
+    volume = open_volume(address)
+    assert volume.voxel_size == (10.0, 10.0, 10.0)
+    np.testing.assert_array_equal(volume.data.compute(), data)
+    assert open_level(tmp_path / "crop.zarr", "raw").chunks == (5, 128, 9)
