@@ -161,20 +161,9 @@ def segment(
     restart: bool = typer.Option(False, "--restart", help="start stages again after a config change"),
 ) -> None:
     """Run predict, fragments, agglomeration, relabel, (evaluate,) skeletonize and export on one volume."""
-    import errno
-
-    from axonseg.errors import StageError
     from axonseg.pipelines.segment import load_pipeline_config, run_segment
 
-    try:
-        result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart)
-    except OSError as err:
-        # blockwise writes name their block; this catches the rest (tables, LUTs, reports)
-        if err.errno in (errno.ENOSPC, errno.EDQUOT) and not _state["debug"]:
-            raise StageError(
-                f"disk full while writing {err.filename or out}: free space and re-run the same command to resume"
-            ) from None
-        raise
+    result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart)
     details = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items())
     typer.echo(f"run {result.run_dir} (threshold {result.threshold}): {details}")
 
@@ -327,8 +316,12 @@ def main() -> None:
     except OSError as err:
         if _state["debug"]:
             raise
+        from axonseg.blockwise.executor import is_disk_full
+
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        typer.secho(f"error: {where}{err.strerror or err}", err=True, fg=typer.colors.RED)
+        # blockwise writes name their block (StageError); this covers tables, LUTs and reports
+        hint = ": free space and re-run the same command to resume" if is_disk_full(err) else ""
+        typer.secho(f"error: {where}{err.strerror or err}{hint}", err=True, fg=typer.colors.RED)
         sys.exit(1)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 
 from axonseg.blockwise import DoneMarkers, Roi
-from axonseg.blockwise.integrity import BlockNamedFiles, BlockOutputs, ZarrChunkFiles
+from axonseg.blockwise.integrity import BlockNamedFiles, BlockOutputs, ZarrChunkFiles, summarize
 from axonseg.errors import InputError
 from axonseg.io import group_attrs, group_exists, open_level, open_volume
 from axonseg.segment import check_affinities
@@ -72,10 +72,8 @@ def begin_stage(markers: DoneMarkers, state: dict[str, Any] | None, config_hash:
         if not damaged:
             return "done"
         problems = [p for block_problems in damaged.values() for p in block_problems]
-        logger.warning(
-            "%s: %d finished block(s) lost or truncated output files (%s%s); computing them again",
-            markers.stage, len(damaged), "; ".join(problems[:3]), f"; and {len(problems) - 3} more" if len(problems) > 3 else "",
-        )
+        logger.warning("%s: %d finished block(s) lost or truncated output files (%s); computing them again",
+                       markers.stage, len(damaged), summarize(problems))
         markers.reopen(damaged)
         return "resume"
     markers.prepare(restart)

@@ -23,7 +23,7 @@ import torch
 from pydantic import Field, field_validator
 
 from axonseg.blockwise import Block, DoneMarkers, parse_scheduler, run_blockwise
-from axonseg.blockwise.executor import disk_full_error, is_disk_full
+from axonseg.blockwise.executor import full_disk_named
 from axonseg.blockwise.progress import block_progress
 from axonseg.config import ShapeTriple, StrictModel, load_config
 from axonseg.errors import InputError, StageError
@@ -174,13 +174,9 @@ def _write_outputs(target, batch: list[Block], grid: PredictGrid, result: np.nda
     for block, values in zip(batch, result):
         # the network's output starts at the block's write offset; keep the part inside the volume
         centre = (slice(None),) + tuple(slice(0, s) for s in block.write_roi.shape)
-        try:
+        with full_disk_named(markers.where or STAGE, block, len(grid.blocks)):
             write_block(target, np.ascontiguousarray(values[centre]), block.write_roi.offset)
             markers.mark_done(block)
-        except OSError as err:
-            if is_disk_full(err):
-                raise disk_full_error(err, markers.where or STAGE, block, len(grid.blocks)) from err
-            raise
 
 
 def _run_local(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from axonseg.blockwise import changed_keys
 from axonseg.config import StrictModel, load_config, save_resolved
 from axonseg.errors import ConfigError, OutputExistsError
 from axonseg.io import open_volume
+from axonseg.pipelines._segment_stage import write_json
 from axonseg.pipelines.evaluate import EvaluateConfig, evaluate_run
 from axonseg.pipelines.export import ExportConfig, run_export
 from axonseg.pipelines.predict import PredictConfig, run_predict
@@ -95,7 +95,7 @@ def run_segment(
     inputs = run_inputs(raw, model)
     changed = check_run_dir(run_dir, config, inputs, restart)
     digest = save_resolved(config, run_dir / CONFIG_FILE, job=JOB)
-    _write_json(run_dir / INPUTS_FILE, inputs)
+    write_json(run_dir / INPUTS_FILE, inputs)
     with run_log(run_dir / "run.log"):
         plan = restart_plan(changed, restart)
         if restart:
@@ -174,12 +174,6 @@ def check_run_dir(run_dir: Path, config: PipelineConfig, inputs: dict, restart: 
             "pass --restart to redo it with these, or choose another --out"
         )
     return keys
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
 
 
 @contextmanager

@@ -86,3 +86,26 @@ def test_evaluate_pred_against_itself_writes_contract_json(tmp_path: Path) -> No
 def test_evaluate_needs_run_or_pred(tmp_path: Path) -> None:
     result = _axonseg("evaluate", "--gt", str(tmp_path / "gt.npy"))
     assert result.returncode == 1 and "exactly one of RUN_DIR or --pred" in result.stderr
+
+
+def test_full_disk_outside_a_block_is_one_line_with_the_resume_hint(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A write that is not a block (a table, a LUT, a report) filling the disk: main() prints one
+    line naming the file, says how to resume, and exits 1 - for every command."""
+    import errno
+    import os
+
+    import axonseg.pipelines.synth as synth
+    from axonseg.cli import main
+
+    table = tmp_path / "out.zarr" / "synapses.parquet"
+
+    def full_disk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(table))
+
+    monkeypatch.setattr(synth, "write_synth", full_disk)
+    monkeypatch.setattr(sys, "argv", ["axonseg", "synth", str(tmp_path / "out.zarr")])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {table}: {os.strerror(errno.ENOSPC)}: free space and re-run the same command to resume"

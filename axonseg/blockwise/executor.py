@@ -9,8 +9,9 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import dask
 from dask.callbacks import Callback
@@ -64,20 +65,28 @@ def is_disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in DISK_FULL
 
 
-def disk_full_error(err: OSError, where: str, block: Block, total: int) -> StageError:
-    """The one-line error for a block whose write found the disk (or quota) full.
+@contextmanager
+def full_disk_named(where: str, block: Block, total: int) -> Iterator[None]:
+    """Turn a full disk (or quota) inside the ``with`` into one line naming the block and output.
 
     Args:
-        err: the ENOSPC / EDQUOT error.
         where: the output being written, e.g. ``run/volume.zarr/fragments``.
-        block: the block that failed (it is not marked done).
+        block: the block being written (it is not marked done).
         total: blocks of the stage.
+
+    Raises:
+        StageError: the block's write failed with ENOSPC / EDQUOT; other errors pass unchanged.
     """
-    reason = "disk full" if err.errno == errno.ENOSPC else "disk quota exceeded"
-    return StageError(
-        f"{reason} while writing {where} (block {block.block_id} of {total}): "
-        "free space and re-run the same command to resume"
-    )
+    try:
+        yield
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        reason = "disk full" if err.errno == errno.ENOSPC else "disk quota exceeded"
+        raise StageError(
+            f"{reason} while writing {where} (block {block.block_id} of {total}): "
+            "free space and re-run the same command to resume"
+        ) from err
 
 
 def _with_retries(process: ProcessBlock, block: Block, retries: int) -> None:
@@ -138,14 +147,10 @@ def run_blockwise(
     total = len(blocks)
 
     def run_one(block: Block) -> None:
-        try:
+        with full_disk_named(where, block, total):
             _with_retries(process, block, retries)
             if markers is not None:
                 markers.mark_done(block)
-        except OSError as err:
-            if is_disk_full(err):
-                raise disk_full_error(err, where, block, total) from err
-            raise
 
     kind, n_workers, address = parse_scheduler(scheduler)
     with block_progress(description, total=len(blocks), enabled=show_progress) as progress:

@@ -8,6 +8,7 @@ import itertools
 import json
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -74,6 +75,12 @@ def check_record(record: Record, base: Path, checksums: bool = False) -> list[st
     return problems
 
 
+def summarize(problems: Sequence[str], limit: int = 3) -> str:
+    """The first ``limit`` problems of :func:`check_record`, and how many more there are."""
+    shown = "; ".join(problems[:limit])
+    return shown + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
+
+
 def _relative(path: Path, base: Path) -> str:
     try:
         return path.relative_to(base).as_posix()
@@ -86,7 +93,8 @@ class ZarrChunkFiles:
     """The chunk files of a local zarr v3 array that a block's write ROI covers.
 
     Blocks write whole chunks (stages choose chunks that tile their blocks), so these are
-    exactly the files the block wrote. Picklable, for dask workers.
+    exactly the files the block wrote. Picklable, for dask workers. The array's ``zarr.json``
+    is read once, at the first block.
 
     Attributes:
         array_dir: the array's folder (with its ``zarr.json``), e.g. ``RUN/volume.zarr/fragments/s0``;
@@ -95,12 +103,17 @@ class ZarrChunkFiles:
 
     array_dir: Path
 
-    def __call__(self, block: Block) -> list[Path]:
+    @cached_property
+    def _layout(self) -> tuple[list[int], list[int], str, bool]:
+        """(shape, chunk shape, key separator, default key encoding) from ``zarr.json``."""
         meta = json.loads((Path(self.array_dir) / "zarr.json").read_text())
-        shape = meta["shape"]
-        chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
         encoding = meta.get("chunk_key_encoding", {"name": "default"})
-        separator = encoding.get("configuration", {}).get("separator", "/" if encoding["name"] == "default" else ".")
+        default = encoding["name"] == "default"
+        separator = encoding.get("configuration", {}).get("separator", "/" if default else ".")
+        return meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"], separator, default
+
+    def __call__(self, block: Block) -> list[Path]:
+        shape, chunks, separator, default = self._layout
         lead = len(shape) - 3
         ranges = [range(-(-s // c)) for s, c in zip(shape[:lead], chunks[:lead])]
         roi = block.write_roi
@@ -109,7 +122,7 @@ class ZarrChunkFiles:
         paths = []
         for coords in itertools.product(*ranges):
             key = separator.join(str(c) for c in coords)
-            if encoding["name"] == "default":
+            if default:
                 key = f"c{separator}{key}" if key else "c"
             paths.append(Path(self.array_dir) / key)
         return paths

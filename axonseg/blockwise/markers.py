@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from axonseg.blockwise.block import Block
-from axonseg.blockwise.integrity import BlockOutputs, Record, check_record, record_outputs
+from axonseg.blockwise.integrity import BlockOutputs, Record, check_record, record_outputs, summarize
 from axonseg.errors import StageError
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class DoneMarkers:
         problems = check_record(record, self.base, self.checksums)
         if problems:
             logger.warning("%s: block %s is marked done but its output is damaged (%s); computing it again",
-                           self.stage, block.block_id, _summary(problems))
+                           self.stage, block.block_id, summarize(problems))
             path.unlink(missing_ok=True)
             return False
         return True
@@ -189,7 +189,7 @@ class DoneMarkers:
             handle.write(line)
 
     def count(self) -> int:
-        return sum(1 for p in self.directory.iterdir() if not p.name.startswith("_")) if self.directory.exists() else 0
+        return len(self.done_ids())
 
     def done_ids(self) -> list[str]:
         """Ids of the blocks with a marker (unverified)."""
@@ -210,8 +210,3 @@ def _parse_record(text: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _summary(problems: list[str], limit: int = 3) -> str:
-    shown = "; ".join(problems[:limit])
-    return shown + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
