@@ -16,7 +16,8 @@ from axonseg.blockwise import DoneMarkers, Roi
 from axonseg.io import Volume, group_exists, parse_address
 from axonseg.skeleton import SkeletonParams
 from axonseg.pipelines._segment_source import read_roi
-from axonseg.pipelines._skeleton_blocks import read_skeletons, skeletonize_blockwise, write_skeletons
+from axonseg.pipelines._skeleton_blocks import join_distances, read_skeletons, skeletonize_blocks
+from axonseg.pipelines._skeleton_join import join_to_disk
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +101,13 @@ def gt_skeletons(
     def read_labels(roi: Roi):  # noqa: ANN202
         return read_roi(gt, roi)
 
-    skeletons = skeletonize_blockwise(
+    block_ids = skeletonize_blocks(
         read_labels, gt.spatial_shape, gt.voxel_size, gt.offset, params, block_shape, cache_dir / "blocks",
         markers=markers, scheduler=scheduler, show_progress=show_progress, description="skeletonize gt",
     )
     cache_file.unlink(missing_ok=True)
-    write_skeletons(skeletons, cache_dir, swc=False)
+    join_to_disk(cache_dir / "blocks", block_ids, cache_dir, *join_distances(gt.voxel_size, None, None), swc=False)
+    skeletons = read_skeletons(cache_dir)
     tmp = cache_file.with_name(CACHE_FILE + ".tmp")
     tmp.write_text(json.dumps({"hash": digest, "key": key}, indent=1))
     os.replace(tmp, cache_file)

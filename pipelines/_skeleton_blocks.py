@@ -15,8 +15,9 @@ import pandas as pd
 
 from axonseg.blockwise import Block, DoneMarkers, Roi, make_blocks, run_blockwise
 from axonseg.errors import StageError
-from axonseg.skeleton import AxonGraph, SkeletonParams, default_context, join_skeletons, skeletonize_block
-from axonseg.skeleton import from_tables, to_swc, to_tables
+from axonseg.skeleton import AxonGraph, SkeletonParams, default_context, skeletonize_block
+from axonseg.skeleton import SkeletonStore, SkeletonTableWriter, from_tables, to_swc, to_tables
+from axonseg.skeleton.store import DEFAULT_BATCH_NODES, EDGES_FILE, NODES_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,12 @@ def read_block_graphs(folder: Path, block_id: str) -> dict[int, AxonGraph]:
     nodes_path, edges_path = folder / f"{block_id}.nodes.parquet", folder / f"{block_id}.edges.parquet"
     if not (nodes_path.exists() and edges_path.exists()):
         raise StageError(f"{nodes_path}: block skeleton missing although the block is marked done; pass --restart")
-    nodes = pd.read_parquet(nodes_path)
-    graphs = from_tables(nodes, pd.read_parquet(edges_path))
+    return block_graphs_from_tables(pd.read_parquet(nodes_path), pd.read_parquet(edges_path))
+
+
+def block_graphs_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame) -> dict[int, AxonGraph]:
+    """One block's graphs from its node table (with the ``open_end`` column) and edge table."""
+    graphs = from_tables(nodes, edges)
     # to_tables numbers each segment's nodes 0..n-1, and from_tables keeps that order.
     open_rows = nodes[nodes["open_end"].to_numpy(dtype=bool)]
     segment_ids = open_rows["segment_id"].to_numpy(dtype=np.uint64)
@@ -65,7 +70,7 @@ def read_block_graphs(folder: Path, block_id: str) -> dict[int, AxonGraph]:
     return graphs
 
 
-def skeletonize_blockwise(
+def skeletonize_blocks(
     read_labels: ReadLabels,
     shape: Sequence[int],
     voxel_size: Sequence[float],
@@ -78,14 +83,12 @@ def skeletonize_blockwise(
     scheduler: str = "threads",
     show_progress: bool = True,
     description: str = "skeletonize",
-    attach_distance_nm: float | None = None,
-    bridge_distance_nm: float | None = None,
-) -> dict[int, AxonGraph]:
-    """Skeletonize every segment of a label volume block by block and join the pieces.
+) -> list[str]:
+    """Skeletonize every block of a label volume and store each block's pieces in ``work_dir``.
 
     Each block reads its write ROI plus ``context`` clipped to the volume (nothing is padded),
     skeletonizes it with the world offset of that clipped read region, keeps what it owns
-    (plus stubs) and stores the graphs in ``work_dir``.
+    (plus stubs) and stores the graphs as ``work_dir/<block_id>.{nodes,edges}.parquet``.
 
     Args:
         read_labels: returns the labels (zyx, integer) of a ROI inside the volume.
@@ -100,11 +103,10 @@ def skeletonize_blockwise(
         scheduler: dask scheduler spec (see :func:`axonseg.blockwise.parse_scheduler`).
         show_progress: draw a progress bar.
         description: progress-bar label.
-        attach_distance_nm: open ends attach within this distance (nm); None: two voxel diagonals.
-        bridge_distance_nm: gaps up to this distance (nm) are bridged; None: one voxel diagonal.
 
     Returns:
-        ``{segment_id: AxonGraph}`` in world nm (zyx), sorted by segment id.
+        The block ids, in block order; :func:`axonseg.pipelines._skeleton_join.join_to_disk`
+        joins their pieces a batch of segments at a time.
     """
     voxel = np.asarray(voxel_size, dtype=np.float64)
     origin = np.asarray(offset_nm, dtype=np.float64)
@@ -126,20 +128,19 @@ def skeletonize_blockwise(
 
     run_blockwise(blocks, process, description=description, markers=markers, scheduler=scheduler,
                   show_progress=show_progress)
-    per_block = [read_block_graphs(work_dir, block.block_id) for block in blocks]
-    diagonal = float(np.linalg.norm(voxel))
-    graphs = join_skeletons(
-        per_block,
-        attach_distance_nm=2 * diagonal if attach_distance_nm is None else attach_distance_nm,
-        bridge_distance_nm=diagonal if bridge_distance_nm is None else bridge_distance_nm,
-    )
-    logger.info("%s: %d segments, %.0f nm of skeleton from %d blocks", description, len(graphs),
-                sum(g.path_length_nm for g in graphs.values()), len(blocks))
-    return graphs
+    return [block.block_id for block in blocks]
+
+
+def join_distances(voxel_size: Sequence[float], attach_distance_nm: float | None,
+                   bridge_distance_nm: float | None) -> tuple[float, float]:
+    """(attach, bridge) distances in nm; None: two voxel diagonals and one voxel diagonal."""
+    diagonal = float(np.linalg.norm(np.asarray(voxel_size, dtype=np.float64)))
+    return (2 * diagonal if attach_distance_nm is None else attach_distance_nm,
+            diagonal if bridge_distance_nm is None else bridge_distance_nm)
 
 
 def write_skeletons(graphs: dict[int, AxonGraph], out_dir: Path, swc: bool = True) -> tuple[Path, Path]:
-    """Write the run's skeletons: ``nodes.parquet`` + ``edges.parquet`` and ``swc/<id>.swc``.
+    """Write skeletons: ``nodes.parquet`` + ``edges.parquet`` and ``swc/<id>.swc``.
 
     Args:
         graphs: ``{segment_id: AxonGraph}`` (nm, zyx).
@@ -149,24 +150,54 @@ def write_skeletons(graphs: dict[int, AxonGraph], out_dir: Path, swc: bool = Tru
     Returns:
         Paths of the node and edge tables.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    nodes, edges = to_tables(graphs)
-    nodes_path, edges_path = out_dir / "nodes.parquet", out_dir / "edges.parquet"
-    _write_parquet(edges, edges_path)
-    _write_parquet(nodes, nodes_path)
-    if swc:
-        staging = out_dir / "swc.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        for segment_id, graph in graphs.items():
-            (staging / f"{segment_id}.swc").write_text(to_swc(graph))
-        shutil.rmtree(out_dir / "swc", ignore_errors=True)
-        os.replace(staging, out_dir / "swc")
-    return nodes_path, edges_path
+    with SkeletonOutput(out_dir, swc=swc) as output:
+        output.write(graphs)
+    return output.paths
+
+
+class SkeletonOutput:
+    """The skeleton tables plus (optionally) one SWC file per segment, written batch by batch.
+
+    Tables go through :class:`SkeletonTableWriter`; SWC files into ``swc.tmp``, which replaces
+    ``swc/`` whole when the output closes without an error.
+
+    Args:
+        out_dir: the skeleton folder (created).
+        swc: also write SWC files.
+        batch_nodes: nodes per parquet row group (the batch a reader loads at once).
+    """
+
+    def __init__(self, out_dir: Path, swc: bool = True, batch_nodes: int = DEFAULT_BATCH_NODES) -> None:
+        self.out_dir = Path(out_dir)
+        self.tables = SkeletonTableWriter(self.out_dir, batch_nodes)
+        self.swc_dir = self.out_dir / "swc.tmp" if swc else None
+        if self.swc_dir is not None:
+            shutil.rmtree(self.swc_dir, ignore_errors=True)
+            self.swc_dir.mkdir()
+        self.paths: tuple[Path, Path] = (self.out_dir / NODES_FILE, self.out_dir / EDGES_FILE)
+
+    def write(self, graphs: dict[int, AxonGraph]) -> None:
+        """Add one batch of ``{segment_id: AxonGraph}`` (ids above every earlier batch's)."""
+        self.tables.write(graphs)
+        if self.swc_dir is not None:
+            for segment_id, graph in graphs.items():
+                (self.swc_dir / f"{segment_id}.swc").write_text(to_swc(graph))
+
+    def __enter__(self) -> SkeletonOutput:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:  # noqa: ANN001
+        if kind is not None:
+            self.tables.abort()
+            if self.swc_dir is not None:
+                shutil.rmtree(self.swc_dir, ignore_errors=True)
+            return
+        self.paths = self.tables.close()
+        if self.swc_dir is not None:
+            shutil.rmtree(self.out_dir / "swc", ignore_errors=True)
+            os.replace(self.swc_dir, self.out_dir / "swc")
 
 
 def read_skeletons(out_dir: Path) -> dict[int, AxonGraph]:
-    """Read ``nodes.parquet`` + ``edges.parquet`` of a skeleton folder into graphs."""
-    out_dir = Path(out_dir)
-    return from_tables(pd.read_parquet(out_dir / "nodes.parquet"), pd.read_parquet(out_dir / "edges.parquet"))
+    """All skeletons of a skeleton folder in memory (use :class:`SkeletonStore` for a batch at a time)."""
+    return {segment_id: graph for batch in SkeletonStore(out_dir).batches() for segment_id, graph in batch.items()}

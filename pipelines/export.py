@@ -42,7 +42,7 @@ from axonseg.io.synapse_tables import read_table
 from axonseg.pipelines._export_lookup import LutSource, contact_table, make_source, segment_ids_at
 from axonseg.pipelines._export_writers import FORMATS, write_formats
 from axonseg.pipelines._segment_source import check_label_volume, labels_for_skeletons, run_store
-from axonseg.pipelines.skeletonize import read_run_skeletons
+from axonseg.pipelines.skeletonize import open_run_skeletons
 from axonseg.pipelines.synth import read_synth_synapses
 
 logger = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
     begin, end = volume_box_nm(volume.spatial_shape, volume.voxel_size, volume.offset)
     rule = RootRule(begin, end, tuple(config.boundary_tolerance_voxels * v for v in volume.voxel_size),
                     config.soma_min_radius_nm, config.root_point_nm)
-    graphs = (skeletons if skeletons is not None else read_run_skeletons(run_dir)) if with_delays else {}
+    graphs = (skeletons if skeletons is not None else open_run_skeletons(run_dir)) if with_delays else {}
     signs = read_table(config.sign_table, "sign table") if config.sign_table else None
     params = EdgeParams(config.synaptic_delay_ms, config.conduction_velocity_m_per_s, config.unit_weight,
                         config.weight_by, with_delays)

@@ -15,9 +15,10 @@ from pydantic import Field, field_validator
 
 from axonseg.blockwise import DoneMarkers, Roi
 from axonseg.config import IntTriple, ShapeTriple, StrictModel, config_hash, load_config, save_resolved
-from axonseg.skeleton import AxonGraph, SkeletonParams
+from axonseg.skeleton import AxonGraph, SkeletonParams, SkeletonStore
 from axonseg.pipelines._segment_source import labels_for_skeletons, remove_if_empty
-from axonseg.pipelines._skeleton_blocks import read_skeletons, skeletonize_blockwise, write_skeletons
+from axonseg.pipelines._skeleton_blocks import join_distances, read_skeletons, skeletonize_blocks
+from axonseg.pipelines._skeleton_join import join_to_disk
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class SkeletonizeConfig(StrictModel):
     attach_distance_nm: float | None = Field(None, ge=0, description="open ends attach within this (nm); default 2 voxel diagonals")
     bridge_distance_nm: float | None = Field(None, ge=0, description="pieces closer than this (nm) are bridged; default 1 voxel diagonal")
     write_swc: bool = Field(True, description="also write one SWC file per segment")
+    join_batch_nodes: int = Field(
+        250_000, ge=1000, description="skeleton nodes joined at once (bounds the join's memory, ~0.5 kB per node)"
+    )
     skeleton: SkeletonParams = Field(default_factory=SkeletonParams, description="kimimaro / TEASAR settings")
 
 
@@ -114,23 +118,31 @@ def run_skeletonize(
     def read_labels(roi: Roi):  # noqa: ANN202
         return labels.read(roi)[key]
 
-    graphs = skeletonize_blockwise(
+    block_ids = skeletonize_blocks(
         read_labels, volume.spatial_shape, volume.voxel_size, volume.offset, config.skeleton,
         config.block_shape, skeleton_dir / "blocks", context=config.context, markers=markers,
         scheduler=scheduler, show_progress=show_progress, description=STAGE,
-        attach_distance_nm=config.attach_distance_nm, bridge_distance_nm=config.bridge_distance_nm,
     )
-    nodes_path, edges_path = write_skeletons(graphs, skeleton_dir, swc=config.write_swc)
+    attach, bridge = join_distances(volume.voxel_size, config.attach_distance_nm, config.bridge_distance_nm)
+    joined = join_to_disk(skeleton_dir / "blocks", block_ids, skeleton_dir, attach, bridge, swc=config.write_swc,
+                          batch_nodes=config.join_batch_nodes)
     save_resolved(resolved, skeleton_dir / "config.yaml", job=STAGE)
     # The joined tables are the stage's output; per-block pieces and markers were only for resuming.
     markers.clear()
     shutil.rmtree(skeleton_dir / "blocks", ignore_errors=True)
     remove_if_empty(run_dir / "blocks")
-    total = float(sum(g.path_length_nm for g in graphs.values()))
-    logger.info("skeletonize: %d segments, %.1f um of skeleton in %s", len(graphs), total / 1000, skeleton_dir)
-    return SkeletonizeResult(skeleton_dir, nodes_path, edges_path, len(graphs), total, threshold, digest)
+    logger.info("skeletonize: %d segments, %.1f um of skeleton from %d blocks (joined in %d batch(es)) in %s",
+                joined.n_segments, joined.total_length_nm / 1000, len(block_ids), joined.n_buckets, skeleton_dir)
+    return SkeletonizeResult(skeleton_dir, joined.nodes_path, joined.edges_path, joined.n_segments,
+                             joined.total_length_nm, threshold, digest)
 
 
 def read_run_skeletons(run_dir: str | Path) -> dict[int, AxonGraph]:
-    """The skeletons :func:`run_skeletonize` wrote: ``{segment_id: AxonGraph}`` (nm, zyx)."""
+    """The skeletons :func:`run_skeletonize` wrote, all in memory: ``{segment_id: AxonGraph}`` (nm, zyx)."""
     return read_skeletons(Path(run_dir) / "skeletons")
+
+
+def open_run_skeletons(run_dir: str | Path) -> SkeletonStore:
+    """The run's skeletons as a read-only mapping that holds one batch in memory (ascending-id
+    access reads each batch once)."""
+    return SkeletonStore(Path(run_dir) / "skeletons")

@@ -37,6 +37,7 @@ def contact_faces(labels: np.ndarray, voxel_size: Sequence[float], offset_nm: Se
     labels = np.asarray(labels)
     owned = tuple(labels.shape) if owned_shape is None else tuple(int(s) for s in owned_shape)
     vs = np.asarray(voxel_size, dtype=np.float64)
+    origin = np.asarray(offset_nm, dtype=np.float64)
     frames = []
     for axis in range(3):
         stop = [min(o, s - (1 if a == axis else 0)) for a, (o, s) in enumerate(zip(owned, labels.shape))]
@@ -45,17 +46,34 @@ def contact_faces(labels: np.ndarray, voxel_size: Sequence[float], offset_nm: Se
         touching = (base != shifted) & (base != 0) & (shifted != 0)
         if not touching.any():
             continue
-        index = np.argwhere(touching).astype(np.float64)
-        index[:, axis] += 0.5  # the face lies between the two voxel centres
-        centres = np.asarray(offset_nm, dtype=np.float64) + (index + 0.5) * vs
-        a, b = base[touching].astype(np.uint64), shifted[touching].astype(np.uint64)
-        area = float(np.prod(np.delete(vs, axis)))
-        frames.append(pd.DataFrame({"seg_a": np.minimum(a, b), "seg_b": np.maximum(a, b), "area_nm2": area,
-                                    "sum_z": centres[:, 0] * area, "sum_y": centres[:, 1] * area,
-                                    "sum_x": centres[:, 2] * area}))
+        frames.append(_pair_sums(base[touching], shifted[touching], np.nonzero(touching), axis, vs, origin))
+        del touching
     if not frames:
         return pd.DataFrame({c: np.zeros(0, np.uint64 if c.startswith("seg") else np.float64) for c in CONTACT_COLUMNS})
-    return pd.concat(frames).groupby(["seg_a", "seg_b"], sort=True).sum().reset_index()
+    return frames[0] if len(frames) == 1 else combine_contacts(frames)
+
+
+def _pair_sums(a: np.ndarray, b: np.ndarray, index: tuple[np.ndarray, ...], axis: int, voxel: np.ndarray,
+               origin: np.ndarray) -> pd.DataFrame:
+    """Per segment pair, the area and area x centre sums of the faces between ``a[i]`` and ``b[i]``
+    (faces normal to ``axis`` at voxel ``index[:, i]`` + 0.5 along ``axis``), in nm.
+
+    Sorts the faces by pair and sums runs, so memory stays a few arrays of one entry per face.
+    """
+    low = np.minimum(a, b).astype(np.uint64, copy=False)
+    high = np.maximum(a, b).astype(np.uint64, copy=False)
+    order = np.lexsort((high, low))
+    low, high = low[order], high[order]
+    starts = np.flatnonzero(np.r_[True, (low[1:] != low[:-1]) | (high[1:] != high[:-1])])
+    counts = np.diff(np.r_[starts, len(low)]).astype(np.float64)
+    area = float(np.prod(np.delete(voxel, axis)))
+    sums = {}
+    for dim, name in enumerate(("sum_z", "sum_y", "sum_x")):
+        positions = np.add.reduceat(index[dim][order].astype(np.float64), starts)
+        # face centre = origin + (voxel index + 0.5, + 0.5 more along the axis) * voxel size
+        half = 1.0 if dim == axis else 0.5
+        sums[name] = area * (counts * origin[dim] + voxel[dim] * (positions + half * counts))
+    return pd.DataFrame({"seg_a": low[starts], "seg_b": high[starts], "area_nm2": area * counts, **sums})
 
 
 def combine_contacts(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:

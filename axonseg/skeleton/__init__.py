@@ -24,6 +24,7 @@ from axonseg.skeleton.kimimaro_backend import (
     skeletonize_block,
 )
 from axonseg.skeleton.params import SkeletonParams
+from axonseg.skeleton.store import SkeletonStore, SkeletonTableWriter
 from axonseg.skeleton.swc import from_swc, to_swc
 from axonseg.skeleton.tables import EDGE_COLUMNS, NODE_COLUMNS, from_tables, to_tables
 
@@ -32,6 +33,8 @@ __all__ = [
     "NODE_COLUMNS",
     "AxonGraph",
     "SkeletonParams",
+    "SkeletonStore",
+    "SkeletonTableWriter",
     "block_regions",
     "default_context",
     "branch_points",

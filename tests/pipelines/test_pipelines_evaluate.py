@@ -179,7 +179,7 @@ def test_gt_without_skeletons_is_skeletonized_and_cached(tmp_path, monkeypatch):
     def no_skeletonizing(*args, **kwargs):
         raise AssertionError("the cached gt skeletons were not used")
 
-    monkeypatch.setattr(_gt_skeletons, "skeletonize_blockwise", no_skeletonizing)
+    monkeypatch.setattr(_gt_skeletons, "skeletonize_blocks", no_skeletonizing)
     second = evaluate_arrays_blockwise(tmp_path / "pred.npy", f"{tmp_path / 'gt.h5'}:labels", VOXEL,
                                        tmp_path / "eval.json", config, show_progress=False)
     assert second.best == first.best and "cached" in second.gt_skeletons

@@ -99,7 +99,7 @@ def test_fragments_with_lut_and_resume_after_a_failed_block(tmp_path, monkeypatc
     with pytest.raises(InputError, match="2 LUT thresholds"):
         run_skeletonize(run, config, show_progress=False)
 
-    real = skeletonize_module.skeletonize_blockwise.__globals__["skeletonize_block"]
+    real = skeletonize_module.skeletonize_blocks.__globals__["skeletonize_block"]
     calls = []
 
     def failing(*args, **kwargs):
@@ -108,7 +108,7 @@ def test_fragments_with_lut_and_resume_after_a_failed_block(tmp_path, monkeypatc
             raise RuntimeError("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setitem(skeletonize_module.skeletonize_blockwise.__globals__, "skeletonize_block", failing)
+    monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", failing)
     merged = config.model_copy(update={"threshold": 0.7})
     with pytest.raises(RuntimeError, match="killed"):
         run_skeletonize(run, merged, scheduler="synchronous", show_progress=False)
@@ -151,3 +151,34 @@ def test_apply_lut_maps_listed_ids_and_keeps_the_rest():
     np.testing.assert_array_equal(apply_lut(fragments.astype(np.uint32) % 100, (np.array([3]), np.array([4]))),
                                   np.array([[[0, 4, 0], [7, 4, 9]]], dtype=np.uint64))
     np.testing.assert_array_equal(apply_lut(fragments, (np.zeros(0), np.zeros(0))), fragments)
+
+
+def test_join_in_id_range_batches_equals_the_join_in_memory(tmp_path):
+    """The stage joins a batch of segments at a time (bounded memory); the result must not change."""
+    from axonseg.pipelines._skeleton_blocks import join_distances, read_block_graphs, skeletonize_blocks
+    from axonseg.pipelines._skeleton_join import join_to_disk
+    from axonseg.skeleton import SkeletonStore, join_skeletons
+
+    shape = (20, 96, 96)
+    labels = np.zeros(shape, dtype=np.uint64)
+    ids = [3, 40, 41, 9000, 123456789, 2**40 + 5]  # sparse ids: the buckets are cut by node count, not id
+    for i, label in enumerate(ids):
+        make_tube(shape, VOXEL, (3 + 2 * i, 6 + 14 * i, 4), (5 + 2 * i, 8 + 14 * i, 90), 30.0, label=label, labels=labels)
+    work = tmp_path / "blocks"
+    block_ids = skeletonize_blocks(lambda roi: labels[roi.to_slices()], shape, VOXEL, (0.0, 0.0, 0.0), SMALL,
+                                   (8, 32, 32), work, scheduler="synchronous", show_progress=False)
+    attach, bridge = join_distances(VOXEL, None, None)
+    expected = join_skeletons([read_block_graphs(work, b) for b in block_ids], attach_distance_nm=attach,
+                              bridge_distance_nm=bridge)
+    assert sorted(expected) == ids
+    summary = join_to_disk(work, block_ids, tmp_path / "batched", attach, bridge, swc=True, batch_nodes=40)
+    assert summary.n_buckets >= 3 and summary.n_segments == len(ids)
+    assert not (tmp_path / "batched" / "join.tmp").exists()
+    store = SkeletonStore(tmp_path / "batched")
+    assert store.n_batches >= 3 and list(store) == ids
+    for label in ids:
+        got, want = store[label], expected[label]
+        assert np.allclose(got.nodes_nm, want.nodes_nm) and np.array_equal(got.edges, want.edges)
+        assert got.n_components() == 1
+        assert (tmp_path / "batched" / "swc" / f"{label}.swc").exists()
+    assert summary.total_length_nm == pytest.approx(sum(g.path_length_nm for g in expected.values()))
