@@ -134,3 +134,25 @@ def test_frozen_network_matches_eager(iso_config):
     auto = Predictor(model, device="cpu", precision="float32", output_dtype="float16")
     assert auto.freeze == "auto"
     np.testing.assert_allclose(auto(raw).astype(np.float32), eager.astype(np.float32), atol=1e-3)
+
+
+def test_bf16_speed_check_trusts_native_flags_and_otherwise_measures(monkeypatch):
+    """A CPU with AVX512-BF16 or AMX is fast without timing anything (timings under load
+    misjudged it); without those flags the decision comes from the timing."""
+    import axonseg.model.predict as predict_module
+
+    monkeypatch.setattr(predict_module, "_CPU_BF16_FAST", {})
+    monkeypatch.setattr(predict_module, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
+
+    def no_timing():
+        raise AssertionError("timed although the flags decide")
+
+    monkeypatch.setattr(predict_module.time, "perf_counter", no_timing)
+    assert predict_module.cpu_bf16_is_fast(1) is True
+    monkeypatch.undo()
+
+    ticks = iter(np.arange(0.0, 100.0, 1.0))  # each timed call "takes" 1 s: bf16 is not 1.3x faster
+    monkeypatch.setattr(predict_module, "_CPU_BF16_FAST", {})
+    monkeypatch.setattr(predict_module, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(predict_module.time, "perf_counter", lambda: float(next(ticks)))
+    assert predict_module.cpu_bf16_is_fast(1) is False
