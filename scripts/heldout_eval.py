@@ -57,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("heldout_eval"))
+    parser.add_argument("--skip-baseline", action="store_true", help="score the model only (e.g. comparing checkpoints)")
     args = parser.parse_args()
     if args.out.exists():
         shutil.rmtree(args.out)
@@ -67,11 +68,12 @@ def main() -> None:
     model_run = args.out / "model"
     run_predict(model_run, f"{HELDOUT}:raw", args.model, PredictConfig(block_shape=(70, 128, 128)), show_progress=False)
     rows["model"] = score(model_run, labels, segment)
-    base_run = args.out / "baseline"
-    affinities = baseline_affinities(raw.data.compute())
-    _write(base_run / "volume.zarr", "affinities", affinities, raw.voxel_size, raw.offset, channels=3,
-           attrs={"offsets": [list(o) for o in NN]})
-    rows["baseline"] = score(base_run, labels, segment.model_copy(update={"offsets": None}))
+    if not args.skip_baseline:
+        base_run = args.out / "baseline"
+        affinities = baseline_affinities(raw.data.compute())
+        _write(base_run / "volume.zarr", "affinities", affinities, raw.voxel_size, raw.offset, channels=3,
+               attrs={"offsets": [list(o) for o in NN]})
+        rows["baseline"] = score(base_run, labels, segment.model_copy(update={"offsets": None}))
     keys = ("threshold", "nerl", "erl_nm", "gt_erl_nm", "voi_split", "voi_merge", "arand", "n_split", "n_merge")
     print(f"{'':10s}" + "".join(f"{k:>12s}" for k in keys))
     for name, row in rows.items():
