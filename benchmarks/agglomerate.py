@@ -9,12 +9,19 @@ line is JSON. JIT compile is excluded for
 both (a warm-up call on a small crop loads numba's cache / waterz's built module first).
 Timings include what each method needs to produce one segmentation per
 threshold: fragments, region graph, agglomeration and relabelling for ours; the whole
-waterz.agglomerate call (and a copy of each segmentation) for waterz. mwatershed on pixels
+waterz.agglomerate call for waterz. Both keep one segmentation buffer and update it in place
+per threshold (waterz's extractSegmentation maps its previous segmentation; ours relabels the
+previous segment ids with the next nested LUT). mwatershed on pixels
 is slow (minutes on the full volume): by default it runs on a crop (--mwatershed-shape),
 reported as such and not comparable in time; --skip-mwatershed leaves it out.
 
+Threads: ours uses --threads (default 2) for the seeds of watershed_fragments (the distance
+transform and its maxima); the rest of fragments, the region graph, agglomeration and
+relabelling run on one thread. waterz runs on one thread. Run with --threads 1 for a
+one-thread comparison.
+
 Run: .venv/bin/python benchmarks/agglomerate.py [--noise 0.2] [--shape 128 256 256]
-     [--skip-mwatershed] [--mwatershed-shape 64 128 128]
+     [--skip-mwatershed] [--mwatershed-shape 64 128 128] [--threads 2]
 """
 
 from __future__ import annotations
@@ -69,23 +76,37 @@ def voi(labels, segmentation):
     return float(split), float(merge)
 
 
-def run_ours(affinities, labels, score):
+def with_context(fragments):
+    """The fragments with one voxel of 0 context on the negative z, y, x sides, built as the
+    graph pipeline builds it (np.zeros and one copy)."""
+    context = np.zeros(tuple(s + 1 for s in fragments.shape), dtype=fragments.dtype)
+    context[1:, 1:, 1:] = fragments
+    return context
+
+
+def run_ours(affinities, labels, score, n_threads):
     from axonseg.segment import agglomerate, block_region_graph, relabel, watershed_fragments
 
     start = time.perf_counter()
-    fragments, n_ids = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10))
+    fragments, n_ids = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10), n_threads=n_threads)
     t_fragments = time.perf_counter() - start
-    graph = block_region_graph(np.pad(fragments, ((1, 0), (1, 0), (1, 0))), affinities, NN_OFFSETS, (10, 10, 10))
+    graph = block_region_graph(with_context(fragments), affinities, NN_OFFSETS, (10, 10, 10))
     t_graph = time.perf_counter() - start - t_fragments
     luts = agglomerate(graph, THRESHOLDS, score=score)
     t_agglomerate = time.perf_counter() - start - t_fragments - t_graph
-    # Like waterz's generator: one segmentation buffer, refilled per threshold; VOI is scored
-    # between thresholds, outside the timed work (the same for waterz below).
+    # Like waterz's generator: one segmentation buffer, updated in place per threshold (the
+    # LUTs are nested, so the previous segment ids map to this threshold's, as waterz's
+    # extractSegmentation maps its previous segmentation); VOI is scored between thresholds,
+    # outside the timed work (the same for waterz below).
     buffer = np.zeros(fragments.shape, dtype=np.uint64)
-    t_relabel, scores = 0.0, []
+    t_relabel, scores, previous = 0.0, [], None
     for lut in luts:
         tick = time.perf_counter()
-        relabel(fragments, lut.fragment_ids, lut.segment_ids, out=buffer)
+        if previous is None:
+            relabel(fragments, lut.fragment_ids, lut.segment_ids, out=buffer)
+        else:
+            relabel(buffer, previous, lut.segment_ids, out=buffer)
+        previous = lut.segment_ids
         t_relabel += time.perf_counter() - tick
         scores.append(voi(labels, buffer))
     total = t_fragments + t_graph + t_agglomerate + t_relabel
@@ -93,12 +114,12 @@ def run_ours(affinities, labels, score):
                           "relabel_s": t_relabel, "n_fragments": n_ids, "n_edges": graph.n_edges}
 
 
-def run_ours_mutex(affinities, labels):
+def run_ours_mutex(affinities, labels, n_threads):
     from axonseg.segment import block_region_graph, mutex_watershed, relabel, watershed_fragments
 
     start = time.perf_counter()
-    fragments, _ = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10))
-    graph = block_region_graph(np.pad(fragments, ((1, 0), (1, 0), (1, 0))), affinities, NN_OFFSETS, (10, 10, 10))
+    fragments, _ = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10), n_threads=n_threads)
+    graph = block_region_graph(with_context(fragments), affinities, NN_OFFSETS, (10, 10, 10))
     total = time.perf_counter() - start
     buffer = np.zeros(fragments.shape, dtype=np.uint64)
     scores = []
@@ -175,6 +196,9 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument("--skip-mwatershed", action="store_true", help="leave mwatershed out")
     parser.add_argument("--repeats", type=int, default=3, help="runs per method, interleaved in rotating order; the fastest counts")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="n_threads of watershed_fragments (threads for the distance transform of its "
+                             "seeds and its maxima; the rest of ours and all of waterz run on one thread)")
     parser.add_argument("--mwatershed-shape", type=int, nargs=3, default=(64, 128, 128),
                         help="crop (z y x voxels) for mwatershed on pixels; it is slow")
     args = parser.parse_args()
@@ -191,16 +215,18 @@ def main() -> None:
     from axonseg.segment import mutex_watershed, relabel
 
     for score in ("mean", "quantile"):
-        frags, _ = watershed_fragments(small, NN_OFFSETS)
+        frags, _ = watershed_fragments(small, NN_OFFSETS, n_threads=args.threads)
         graph = block_region_graph(np.pad(frags, ((1, 0), (1, 0), (1, 0))), small, NN_OFFSETS)
         lut = agglomerate(graph, [0.5], score=score)[0]
         relabel(frags, lut.fragment_ids, lut.segment_ids)
         mutex_watershed(graph)
     methods = {
-        "axonseg_mean": (run_ours, affinities, labels, "mean"),
-        "axonseg_quantile50": (run_ours, affinities, labels, "quantile"),
-        "axonseg_mutex": (run_ours_mutex, affinities, labels),
+        "axonseg_mean": (run_ours, affinities, labels, "mean", args.threads),
+        "axonseg_quantile50": (run_ours, affinities, labels, "quantile", args.threads),
+        "axonseg_mutex": (run_ours_mutex, affinities, labels, args.threads),
     }
+    print(f"threads: axonseg watershed_fragments(n_threads={args.threads}) uses {args.threads} for the distance "
+          "transform of its seeds and its maxima, one for everything else; waterz uses one")
     try:
         import waterz
 
@@ -266,6 +292,7 @@ def main() -> None:
         print(f"ratio (waterz time / axonseg time, mean score, end to end incl. fragments): {ratio} "
               f"fastest runs, {ratio_median} median runs")
     print(json.dumps({"benchmark": "agglomerate", "data": source, "voxels": n_voxels, "noise": args.noise,
+                      "axonseg_threads": args.threads, "waterz_threads": 1,
                       "ratio": ratio, "ratio_median": ratio_median, "ratio_peer": "waterz_mean", "methods": figures}))
 
 

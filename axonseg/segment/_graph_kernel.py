@@ -49,27 +49,19 @@ def _grow(keys, values):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _unit(value):
-    """Affinity as float32 in [0, 1] exactly like as_unit_float (uint8 / 255, floats clipped)."""
-    if value == 0:
-        return np.float32(0.0)
-    v = np.float32(value)
-    if v < 0:
-        return np.float32(0.0)
-    if v > 1:
-        return np.float32(1.0)
-    return v
+    """Affinity as float32 in [0, 1] exactly like as_unit_float (uint8 / 255, floats clipped).
+
+    Without branches: clipped values (0 and 1) are common in noisy affinities."""
+    return min(max(np.float32(value), np.float32(0.0)), np.float32(1.0))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _to_bin(value, uint8_input):
-    """Histogram bin 0-255 exactly like as_uint8_bins (floats: rint(clip(v) * 255))."""
+def _to_bin(value, uint8_input, zero, one):
+    """Histogram bin 0-255 exactly like as_uint8_bins (floats: rint(clip(v) * 255));
+    zero and one have the affinities' dtype, so the product keeps numpy's precision."""
     if uint8_input:
         return np.uint8(value)
-    if value <= 0:
-        return np.uint8(0)
-    if value >= 1:
-        return np.uint8(255)
-    return np.uint8(np.rint(value * np.float32(255.0)))
+    return np.uint8(np.rint(min(max(value, zero), one) * np.float32(255.0)))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,6 +76,9 @@ def _accumulate_rows(ids, shift, aff_z, aff_y, aff_x, uint8_input, n_dense, row,
     (to grow them) make numba reload them on every access: growing happens outside.
     """
     shape = (ids.shape[0] - 1, ids.shape[1] - 1, ids.shape[2] - 1)
+    clip = np.zeros(2, dtype=aff_x.dtype)
+    clip[1] = 1
+    zero, one = clip[0], clip[1]
     n_edges = state[0]
     n_faces = state[1]
     most_per_row = 3 * shape[2]
@@ -146,14 +141,13 @@ def _accumulate_rows(ids, shift, aff_z, aff_y, aff_x, uint8_input, n_dense, row,
                     edge_sum[e] += _unit(value)
                 edge_axis_count[e, axis] += 1
                 face_edge[n_faces] = e
-                face_bin[n_faces] = _to_bin(value, uint8_input)
+                face_bin[n_faces] = _to_bin(value, uint8_input, zero, one)
                 n_faces += 1
     state[0] = n_edges
     state[1] = n_faces
     return row
 
 
-@numba.njit(cache=True, nogil=True)
 def accumulate_graph(ids, low, aff_z, aff_y, aff_x, uint8_input, n_dense, table_capacity):
     """Node and edge statistics of one block.
 
@@ -171,6 +165,8 @@ def accumulate_graph(ids, low, aff_z, aff_y, aff_x, uint8_input, n_dense, table_
         edge_lo, edge_hi (E,) int64 dense ids, edge_sum (E,) float64, edge_axis_count (E, 3)
         int64, face_edge (F,) int32 and face_bin (F,) uint8: edge and histogram bin per face.
     """
+    # The buffers are numpy's, grown here between row ranges: numpy's large arrays get huge
+    # pages, where numba's allocator would fault them in 4 KiB at a time.
     shift = np.uint64(low) - np.uint64(1)
     node_size = np.zeros(n_dense, dtype=np.int64)
     node_sum = np.zeros((n_dense, 3), dtype=np.float64)
@@ -179,17 +175,20 @@ def accumulate_graph(ids, low, aff_z, aff_y, aff_x, uint8_input, n_dense, table_
     while capacity < 16 * ids.shape[2]:
         capacity *= 2
     edge_keys = np.full(capacity, _EMPTY, dtype=np.int64)
-    edge_values = np.empty(len(edge_keys), dtype=np.int64)
-    capacity = len(edge_keys) // 2
+    edge_values = np.empty(capacity, dtype=np.int64)
+    capacity //= 2
     edge_lo = np.empty(capacity, dtype=np.int64)
     edge_hi = np.empty(capacity, dtype=np.int64)
     edge_sum = np.empty(capacity, dtype=np.float64)
     edge_axis_count = np.empty((capacity, 3), dtype=np.int64)
-    face_edge = np.empty(max(1 << 16, 8 * ids.shape[2]), dtype=np.int32)
+    # a block of fragments has some 0.1 - 0.5 faces per voxel
+    n_voxels = (ids.shape[0] - 1) * (ids.shape[1] - 1) * (ids.shape[2] - 1)
+    face_edge = np.empty(max(1 << 16, 8 * ids.shape[2], n_voxels // 2), dtype=np.int32)
     face_bin = np.empty(len(face_edge), dtype=np.uint8)
     state = np.zeros(8, dtype=np.int64)
     state[2:5] = -1
     n_rows = (ids.shape[0] - 1) * (ids.shape[1] - 1)
+    most_per_row = 3 * (ids.shape[2] - 1)
     row = 0
     while True:
         row = _accumulate_rows(ids, shift, aff_z, aff_y, aff_x, uint8_input, n_dense, row,
@@ -197,25 +196,28 @@ def accumulate_graph(ids, low, aff_z, aff_y, aff_x, uint8_input, n_dense, table_
                                edge_sum, edge_axis_count, face_edge, face_bin, state)
         if row >= n_rows:
             break
-        n_edges = state[0]
-        most_per_row = 3 * (ids.shape[2] - 1)
-        if state[1] + most_per_row > len(face_edge):
-            face_edge = _resized(face_edge, 2 * len(face_edge))
-            face_bin = _resized(face_bin, len(face_edge))
+        n_edges, n_faces = int(state[0]), int(state[1])
+        if n_faces + most_per_row > len(face_edge):
+            face_edge = _resized(face_edge, 2 * len(face_edge), n_faces)
+            face_bin = _resized(face_bin, len(face_edge), n_faces)
         if 2 * (n_edges + most_per_row) > len(edge_keys):
             edge_keys, edge_values = _grow(edge_keys, edge_values)
         if n_edges + most_per_row > len(edge_lo):
             capacity = len(edge_keys) // 2
-            edge_lo = _resized(edge_lo, capacity)
-            edge_hi = _resized(edge_hi, capacity)
-            edge_sum = _resized(edge_sum, capacity)
-            grown = np.empty((capacity, 3), dtype=np.int64)
-            grown[:n_edges] = edge_axis_count[:n_edges]
-            edge_axis_count = grown
-    n_edges = state[0]
-    n_faces = state[1]
+            edge_lo = _resized(edge_lo, capacity, n_edges)
+            edge_hi = _resized(edge_hi, capacity, n_edges)
+            edge_sum = _resized(edge_sum, capacity, n_edges)
+            edge_axis_count = _resized(edge_axis_count, capacity, n_edges)
+    n_edges, n_faces = int(state[0]), int(state[1])
     return (node_size, node_sum, edge_lo[:n_edges], edge_hi[:n_edges], edge_sum[:n_edges],
             edge_axis_count[:n_edges], face_edge[:n_faces], face_bin[:n_faces])
+
+
+def _resized(array: np.ndarray, capacity: int, n_used: int) -> np.ndarray:
+    """A numpy array of `capacity` rows holding the first n_used rows of array."""
+    out = np.empty((capacity,) + array.shape[1:], dtype=array.dtype)
+    out[:n_used] = array[:n_used]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -234,31 +236,31 @@ def id_range(ids):
     return low, high
 
 
-@numba.njit(cache=True, nogil=True)
-def _resized(array, capacity):
-    out = np.empty(capacity, dtype=array.dtype)
-    n = min(len(array), capacity)
-    out[:n] = array[:n]
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def face_histograms(edge_rank, face_edge, face_bin, n_edges):
     """Sparse histograms of the faces grouped by edge rank: (hist_ptr, bins asc., counts)."""
+    sorted_bins = np.empty(len(face_edge), dtype=np.uint8)
+    bins = np.empty(len(face_edge), dtype=np.uint8)
+    counts = np.empty(len(face_edge), dtype=np.uint32)
+    hist_ptr = np.zeros(n_edges + 1, dtype=np.int64)
+    used = _face_histograms(edge_rank, face_edge, face_bin, n_edges, sorted_bins, hist_ptr,
+                            bins, counts)
+    return hist_ptr, bins[:used].copy(), counts[:used].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _face_histograms(edge_rank, face_edge, face_bin, n_edges, sorted_bins, hist_ptr, bins,
+                     counts):
+    """face_histograms' kernel, on buffers from the caller; returns the entries used."""
     start = np.zeros(n_edges + 1, dtype=np.int64)
     for f in range(len(face_edge)):
         start[edge_rank[face_edge[f]] + 1] += 1
     for e in range(n_edges):
         start[e + 1] += start[e]
     fill = start[:-1].copy()
-    sorted_bins = np.empty(len(face_edge), dtype=np.uint8)
     for f in range(len(face_edge)):
         r = edge_rank[face_edge[f]]
         sorted_bins[fill[r]] = face_bin[f]
         fill[r] += 1
-    hist_ptr = np.zeros(n_edges + 1, dtype=np.int64)
-    bins = np.empty(len(face_edge), dtype=np.uint8)
-    counts = np.empty(len(face_edge), dtype=np.uint32)
     local = np.zeros(256, dtype=np.int64)
     used = 0
     for e in range(n_edges):
@@ -288,4 +290,4 @@ def face_histograms(edge_rank, face_edge, face_bin, n_edges):
                     local[b] = 0
                     used += 1
         hist_ptr[e + 1] = used
-    return hist_ptr, bins[:used].copy(), counts[:used].copy()
+    return used

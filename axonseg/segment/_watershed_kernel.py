@@ -53,12 +53,18 @@ def float_edge_distances(values, out):
             out[p] = 255 - np.uint8(np.rint(v * np.float32(255.0)))
 
 
-@numba.njit(cache=True, nogil=True)
 def inside_mask(distance, mask, shape, axes, level):
     """Flat bool: voxels in the mask whose touching edges (both sides, on `axes`) all have
     distance < level. Edges out of the array do not count."""
+    inside = mask.copy()  # numpy's big arrays get huge pages, numba's get 4 KiB page faults
+    _clear_outside(distance, inside, shape, axes, level)
+    return inside
+
+
+@numba.njit(cache=True, nogil=True)
+def _clear_outside(distance, inside, shape, axes, level):
+    """inside_mask's kernel: clears (in place) the voxels touching an edge >= level."""
     n = distance.shape[1]
-    inside = mask.copy()
     # one axis at a time streams through that axis' distances in order
     for axis in axes:
         if axis == 0:
@@ -75,7 +81,6 @@ def inside_mask(distance, mask, shape, axes, level):
                     if distance[axis, p] >= level:
                         inside[p] = False
                         inside[p - stride] = False
-    return inside
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -127,7 +132,6 @@ def _join_listed(parent, label, codes, n_codes, strides):
             _join(parent, label, root_p, root_q, False)
 
 
-@numba.njit(cache=True, nogil=True)
 def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id_offset):
     """Seeded watershed cut of the voxel graph (phases in the module docstring).
 
@@ -149,20 +153,34 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
         id_offset + n_labels, all used when the seed ids are 1..k all used (cc3d's are).
     """
     n = seeds.shape[0]
+    # the big buffers come from numpy, whose large arrays get huge pages: numba's allocator
+    # touches them page by page (measured 4x slower for a fresh 64 MB array)
+    parent = np.empty(n, dtype=np.int32)  # int32 halves the traffic of the random accesses
+    out = np.zeros(n, dtype=np.uint64)
+    # bands 2 and 3 are listed as codes 4 * p + axis: int32 where they fit
+    n_2, n_3 = _count_bands(distance, free_level // 8, free_level // 2, free_level)
+    code_type = np.int32 if 4 * n + 3 < 2**31 else np.int64
+    listed_2 = np.empty(n_2, dtype=code_type)
+    listed_3 = np.empty(n_3, dtype=code_type)
+    n_labels = _edge_watershed(seeds, distance, mask, np.asarray(shape, dtype=np.int64),
+                               np.asarray(axes, dtype=np.int64), max_level, free_level,
+                               np.uint64(id_offset), parent, listed_2, listed_3, out)
+    return out, n_labels
+
+
+@numba.njit(cache=True, nogil=True)
+def _edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id_offset,
+                    parent, listed_2, listed_3, out):
+    """edge_watershed's kernel, on buffers from the caller: parent (n,) int32, listed_2 and
+    listed_3 sized by _count_bands, out (n,) uint64 zeros. Returns the number of labels."""
+    n = seeds.shape[0]
     strides = np.array((shape[1] * shape[2], shape[2], 1), dtype=np.int64)
     use = np.zeros(3, dtype=np.bool_)
     for axis in axes:
         use[axis] = True
-    # int32 halves the memory traffic of the random accesses (blocks have < 2^31 voxels)
-    parent = np.empty(n, dtype=np.int32)
     label = seeds
     band_high_1 = free_level // 8
     band_high_2 = free_level // 2
-    # phase 1, band 1 in one raster pass; bands 2 and 3 are listed in raster order. The
-    # lists are sized by a count first: arrays that grow inside the hot loop cost it 2x
-    n_2, n_3 = _count_bands(distance, band_high_1, band_high_2, free_level)
-    listed_2 = np.empty(n_2, dtype=np.int64)
-    listed_3 = np.empty(n_3, dtype=np.int64)
     n_2 = 0
     n_3 = 0
     next_label = 0
@@ -266,7 +284,6 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
         if root_p != root_q:
             # only a lonely voxel (label 0) may join: two labelled regions stay apart
             _join(parent, label, root_p, root_q, True)
-    out = np.zeros(n, dtype=np.uint64)
     for p in range(n):
         if mask[p]:
             root = _find(parent, p)
@@ -274,4 +291,4 @@ def edge_watershed(seeds, distance, mask, shape, axes, max_level, free_level, id
                 next_label += 1
                 label[root] = next_label
             out[p] = np.uint64(label[root]) + id_offset
-    return out, next_label
+    return next_label

@@ -17,7 +17,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from axonseg.errors import InputError
-from axonseg.segment._seed_kernel import local_maxima, seed_unseeded_components
+from axonseg.segment._seed_kernel import label_seeds, local_maxima
 from axonseg.segment._watershed_kernel import edge_watershed, float_edge_distances, inside_mask
 from axonseg.segment.affinities import (
     as_unit_float,
@@ -57,36 +57,37 @@ def boundary_map(
     return 1.0 - lowest
 
 
+def _components(inside: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components (6- or, in a section, 4-connected) of the inside voxels: int32
+    ids 1..n (blocks have < 2^31 voxels), 0 outside, and n."""
+    connectivity = 6 if inside.ndim == 3 else 4
+    components, n_components = cc3d.connected_components(
+        inside, connectivity=connectivity, return_N=True, out_dtype=np.uint32)
+    return components.view(np.int32), n_components
+
+
 def _seeds(
-    inside: np.ndarray, voxel_size: np.ndarray, seed_radius: int, seed_method: str
+    inside: np.ndarray, voxel_size: np.ndarray, seed_radius: int, seed_method: str,
+    n_threads: int = 1,
 ) -> np.ndarray:
     """Seeds of one 2D section or 3D block (int32 ids from 1, 0 = no seed)."""
     if not inside.any():
         return np.zeros(inside.shape, dtype=np.int32)
-    connectivity = 6 if inside.ndim == 3 else 4
     if seed_method == "components":
-        return _as_int32(cc3d.connected_components(inside, connectivity=connectivity))
-    distance = edt.edt(inside, anisotropy=tuple(float(s) for s in voxel_size), parallel=1)
-    # plateaus of equal distance give one seed each: maxima are grouped by connected components
+        return _components(inside)[0]
     as_3d = (1,) * (3 - inside.ndim) + inside.shape
-    maxima = local_maxima(distance.reshape(as_3d), inside.reshape(as_3d), seed_radius)
-    maxima = maxima.reshape(inside.shape)
+    inside_3d = inside.reshape(as_3d)
+    n_threads = n_threads if inside.ndim == 3 else 1  # a 2D section is too small to share
+    # squared distances (nm^2) have the same maxima and skip the square root
+    anisotropy = tuple(float(s) for s in voxel_size)
+    distance = edt.edtsq(inside, anisotropy=anisotropy, parallel=n_threads).reshape(as_3d)
+    maxima = local_maxima(distance, inside_3d, seed_radius, n_threads)
     del distance
-    seeds, n_seeds = cc3d.connected_components(maxima, connectivity=connectivity, return_N=True)
-    seeds = _as_int32(seeds)
-    # a small object next to a thicker one has no maximum of its own inside the window: every
-    # inside component without a seed becomes one seed, so it cannot be absorbed by a neighbour
-    components, n_components = cc3d.connected_components(inside, connectivity=connectivity, return_N=True)
-    seed_unseeded_components(seeds.reshape(-1), n_seeds, components.reshape(-1), n_components,
-                             maxima.reshape(-1))
-    return seeds
-
-
-def _as_int32(ids: np.ndarray) -> np.ndarray:
-    """cc3d's unsigned ids as int32 (blocks have < 2^31 voxels), without a copy for uint32."""
-    if ids.dtype == np.uint32:
-        return ids.view(np.int32)
-    return ids.astype(np.int32)
+    # plateaus of equal distance give one seed each; every inside component without a
+    # maximum becomes one seed too
+    components, n_components = _components(inside)
+    label_seeds(components.reshape(as_3d), n_components, maxima)
+    return components
 
 
 def _edge_distances(affinities: np.ndarray, nn_channels: np.ndarray) -> np.ndarray:
@@ -154,6 +155,7 @@ def watershed_fragments(
     per_section: bool = False,
     mask: np.ndarray | None = None,
     id_offset: int = 0,
+    n_threads: int = 1,
 ) -> tuple[np.ndarray, int]:
     """Watershed fragments of one block, ids id_offset+1 .. id_offset+n_ids.
 
@@ -173,6 +175,9 @@ def watershed_fragments(
         per_section: watershed each z-section separately (2D fragments for anisotropic data).
         mask: optional (Z, Y, X) bool; voxels outside it get id 0.
         id_offset: added to every non-zero id (e.g. block_index * max_ids_per_block).
+        n_threads: threads for the distance transform of the seeds and its maxima; the
+            rest is serial. 1 (default) suits blocks that already run in parallel. The
+            fragments do not depend on it.
 
     Returns:
         (fragments, n_ids): (Z, Y, X) uint64 fragments (0 = background / masked) and the number
@@ -186,6 +191,8 @@ def watershed_fragments(
         raise InputError(f"seed_method is {seed_method!r}: expected 'maxima' or 'components'")
     if seed_radius < 0 or min_size < 0:
         raise InputError(f"seed_radius={seed_radius}, min_size={min_size}: expected >= 0")
+    if n_threads < 1:
+        raise InputError(f"n_threads is {n_threads}: expected >= 1")
     if id_offset < 0 or id_offset > _UINT64_MAX:
         raise InputError(f"id_offset is {id_offset}: expected a uint64")
     shape = affinities.shape[1:]
@@ -208,11 +215,11 @@ def watershed_fragments(
         seeds = np.zeros(shape, dtype=np.int32)
         next_id = 0
         for z in range(shape[0]):
-            section = _seeds(inside[z], size_nm[1:], seed_radius, seed_method)
+            section = _seeds(inside[z], size_nm[1:], seed_radius, seed_method, n_threads)
             seeds[z] = np.where(section > 0, section + next_id, 0)
             next_id += int(section.max())
     else:
-        seeds = _seeds(inside, size_nm, seed_radius, seed_method)
+        seeds = _seeds(inside, size_nm, seed_radius, seed_method, n_threads)
     del inside
     # seeds are 1..k, all used, and the kernel adds new ids above them: the ids it returns
     # are consecutive, so only a merge of small fragments needs a renumbering
