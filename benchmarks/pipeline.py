@@ -17,7 +17,9 @@ block shape, measured in the same run. The model is random weights of the defaul
 architecture (``ModelConfig(voxel_size=(30, 8, 8))``) unless ``--model`` is given: the cost
 does not depend on the weights.
 
-Run: ``.venv/bin/python benchmarks/pipeline.py [--sizes 256 512] [--block 128 128 128]``;
+Run: ``.venv/bin/python benchmarks/pipeline.py [--sizes 256 512] [--block 128 128 128]``
+(``--workdir DIR --reuse-before skeletonize`` re-measures skeletonize and export only, taking the
+earlier stages of a previous run in DIR);
 ``--quick`` is a smoke run (32^3 and 64^3) for the tests. The last line is one JSON object.
 """
 
@@ -164,13 +166,24 @@ def run_size(context, size: int, args: argparse.Namespace, workdir: Path, model:
     spec = {"size": size, "block": list(args.block), "store": str(workdir / f"synth_{size}.zarr"),
             "run_dir": str(workdir / f"run_{size}"), "model": str(model), "scheduler": args.scheduler,
             "tiny_model": args.quick and args.model is None}
-    synth = measure(context, "synth", spec)
+    reuse = STAGES[: STAGES.index(args.reuse_before)] if args.reuse_before else ()
+
+    def stage_row(stage: str) -> dict:
+        saved = workdir / f"stage_{size}_{stage}.json"
+        if stage in reuse or (stage == "synth" and reuse):
+            if not saved.exists():
+                raise SystemExit(f"--reuse-before {args.reuse_before}: {saved} is missing; run those stages first")
+            return {**json.loads(saved.read_text()), "reused": True}
+        return measure(context, stage, spec)
+
+    synth = stage_row("synth")
     print(f"{size}^3: synthetic volume in {synth['seconds']:.1f} s ({synth['details']})", flush=True)
     stages = {}
     for stage in args.stages:
-        stages[stage] = measure(context, stage, spec)
+        stages[stage] = stage_row(stage)
         row = stages[stage]
-        print(f"  {size}^3 {stage:<12} {row['seconds']:8.1f} s  peak {row['peak_rss_mb']:7.0f} MB", flush=True)
+        note = "  (reused from an earlier run in --workdir)" if row.get("reused") else ""
+        print(f"  {size}^3 {stage:<12} {row['seconds']:8.1f} s  peak {row['peak_rss_mb']:7.0f} MB{note}", flush=True)
     return {"spec": spec, "stages": stages}
 
 
@@ -215,6 +228,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temp folder, removed)")
     parser.add_argument("--quick", action="store_true", help="smoke run: sizes 32 48, block 48^3, a tiny random model")
     parser.add_argument("--skip-speedup", action="store_true", help="leave out the local:1 vs local:2 runs")
+    parser.add_argument("--reuse-before", choices=STAGES[1:], default=None,
+                        help="with --workdir of an earlier run: take the stages before this one from its "
+                             "stage_*.json (and its run folders) and measure only this stage and later ones")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                         help="stages to run, in pipeline order (each needs the ones before it)")
     args = parser.parse_args()
@@ -224,6 +240,8 @@ def main() -> None:
     args.stages = [s for s in STAGES if s in args.stages]
     if not set(STAGES[:5]) <= set(args.stages):
         parser.error(f"--stages must include {', '.join(STAGES[:5])}: the memory and cost figures need them")
+    if args.reuse_before and args.workdir is None:
+        parser.error("--reuse-before needs --workdir (the folder of the earlier run)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="axonseg_bench_pipeline_"))
     workdir.mkdir(parents=True, exist_ok=True)
     model = args.model or workdir / "random_model.pt"

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from axonseg.blockwise import Roi, make_blocks
+from axonseg.blockwise.memory import release_freed_memory
 from axonseg.connectome import (
     apply_lut_to_ids,
     combine_contacts,
@@ -118,4 +119,6 @@ def contact_table(source: SegmentSource, block_shape: Sequence[int]) -> pd.DataF
         labels = source.read_segments(read)
         offset_nm = np.asarray(volume.offset) + np.asarray(read.offset) * np.asarray(volume.voxel_size)
         parts.append(contact_faces(labels, volume.voxel_size, offset_nm, owned_shape=block.write_roi.shape))
+        del labels
+        release_freed_memory()
     return combine_contacts(parts)

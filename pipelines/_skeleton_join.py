@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from axonseg.pipelines._skeleton_blocks import SkeletonOutput, block_graphs_from_tables, read_block_graphs
 from axonseg.skeleton import join_skeletons
+from axonseg.skeleton.store import DEFAULT_BATCH_NODES
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _join_bucket(nodes_path: Path, edges_path: Path, attach_nm: float, bridge_nm
 
 
 def join_to_disk(work_dir: Path, block_ids: Sequence[str], out_dir: Path, attach_distance_nm: float,
-                 bridge_distance_nm: float, swc: bool = True, batch_nodes: int = 250_000) -> JoinSummary:
+                 bridge_distance_nm: float, swc: bool = True, batch_nodes: int = DEFAULT_BATCH_NODES) -> JoinSummary:
     """Join per-block skeleton pieces into ``out_dir/{nodes,edges}.parquet`` (+ ``swc/``).
 
     Args:

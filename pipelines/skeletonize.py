@@ -39,7 +39,7 @@ class SkeletonizeConfig(StrictModel):
     bridge_distance_nm: float | None = Field(None, ge=0, description="pieces closer than this (nm) are bridged; default 1 voxel diagonal")
     write_swc: bool = Field(True, description="also write one SWC file per segment")
     join_batch_nodes: int = Field(
-        250_000, ge=1000, description="skeleton nodes joined at once (bounds the join's memory rather than the volume)"
+        100_000, ge=1000, description="skeleton nodes joined at once (bounds the join's memory rather than the volume)"
     )
     skeleton: SkeletonParams = Field(default_factory=SkeletonParams, description="kimimaro / TEASAR settings")
 

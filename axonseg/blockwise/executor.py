@@ -17,6 +17,7 @@ import dask
 from dask.callbacks import Callback
 
 from axonseg.blockwise.block import Block
+from axonseg.blockwise.memory import release_freed_memory
 from axonseg.blockwise.markers import DoneMarkers
 from axonseg.blockwise.progress import BlockProgress, block_progress
 from axonseg.errors import ConfigError, StageError
@@ -151,6 +152,7 @@ def run_blockwise(
             _with_retries(process, block, retries)
             if markers is not None:
                 markers.mark_done(block)
+        release_freed_memory()  # keep RSS at one block's worth, not creeping up block by block
 
     kind, n_workers, address = parse_scheduler(scheduler)
     with block_progress(description, total=len(blocks), enabled=show_progress) as progress:

@@ -26,7 +26,7 @@ from axonseg.skeleton.tables import from_tables, to_tables
 
 NODES_FILE = "nodes.parquet"
 EDGES_FILE = "edges.parquet"
-DEFAULT_BATCH_NODES = 250_000
+DEFAULT_BATCH_NODES = 100_000
 
 
 class SkeletonTableWriter:
