@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from axonseg.blockwise import Roi, make_blocks
-from axonseg.blockwise.memory import release_freed_memory
+from axonseg.blockwise import Block, Roi, make_blocks, run_blockwise
 from axonseg.connectome import (
     apply_lut_to_ids,
     combine_contacts,
@@ -113,12 +112,15 @@ def contact_table(source: SegmentSource, block_shape: Sequence[int]) -> pd.DataF
     """
     volume = source.volume
     whole = Roi.of((0, 0, 0), volume.spatial_shape)
-    parts = []
-    for block in make_blocks(volume.spatial_shape, block_shape, context=((0, 0, 0), (1, 1, 1))):
+    blocks = make_blocks(volume.spatial_shape, block_shape, context=((0, 0, 0), (1, 1, 1)))
+    parts: dict[int, pd.DataFrame] = {}
+
+    def process(block: Block) -> None:
         read = block.read_roi.intersect(whole)
         labels = source.read_segments(read)
         offset_nm = np.asarray(volume.offset) + np.asarray(read.offset) * np.asarray(volume.voxel_size)
-        parts.append(contact_faces(labels, volume.voxel_size, offset_nm, owned_shape=block.write_roi.shape))
-        del labels
-        release_freed_memory()
-    return combine_contacts(parts)
+        parts[block.index] = contact_faces(labels, volume.voxel_size, offset_nm, owned_shape=block.write_roi.shape)
+
+    # the shared executor (one block at a time) also hands each block's freed memory back
+    run_blockwise(blocks, process, description="contacts", scheduler="synchronous", show_progress=False)
+    return combine_contacts([parts[b.index] for b in blocks])

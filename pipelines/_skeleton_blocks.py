@@ -15,6 +15,7 @@ import pandas as pd
 
 from axonseg.blockwise import Block, DoneMarkers, Roi, make_blocks, run_blockwise
 from axonseg.errors import StageError
+from axonseg.io.synapse_tables import write_table
 from axonseg.skeleton import AxonGraph, SkeletonParams, default_context, skeletonize_block
 from axonseg.skeleton import SkeletonStore, SkeletonTableWriter, from_tables, to_swc, to_tables
 from axonseg.skeleton.store import DEFAULT_BATCH_NODES, EDGES_FILE, NODES_FILE
@@ -24,11 +25,9 @@ logger = logging.getLogger(__name__)
 ReadLabels = Callable[[Roi], np.ndarray]
 
 
-def _write_parquet(table: pd.DataFrame, path: Path) -> None:
-    """Write a table so that ``path`` is either absent or complete (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+def block_table_paths(folder: Path, block_id: str) -> tuple[Path, Path]:
+    """``(<block_id>.nodes.parquet, <block_id>.edges.parquet)`` of one block's skeleton pieces."""
+    return folder / f"{block_id}.nodes.parquet", folder / f"{block_id}.edges.parquet"
 
 
 def write_block_graphs(folder: Path, block_id: str, graphs: dict[int, AxonGraph]) -> None:
@@ -44,13 +43,14 @@ def write_block_graphs(folder: Path, block_id: str, graphs: dict[int, AxonGraph]
         is_open[start + graph.open_ends] = True
         start += graph.n_nodes
     nodes["open_end"] = is_open
-    _write_parquet(edges, folder / f"{block_id}.edges.parquet")
-    _write_parquet(nodes, folder / f"{block_id}.nodes.parquet")
+    nodes_path, edges_path = block_table_paths(folder, block_id)
+    write_table(edges, edges_path)  # atomic; nodes last
+    write_table(nodes, nodes_path)
 
 
 def read_block_graphs(folder: Path, block_id: str) -> dict[int, AxonGraph]:
     """Read what :func:`write_block_graphs` stored, open ends included."""
-    nodes_path, edges_path = folder / f"{block_id}.nodes.parquet", folder / f"{block_id}.edges.parquet"
+    nodes_path, edges_path = block_table_paths(folder, block_id)
     if not (nodes_path.exists() and edges_path.exists()):
         raise StageError(f"{nodes_path}: block skeleton missing although the block is marked done; pass --restart")
     return block_graphs_from_tables(pd.read_parquet(nodes_path), pd.read_parquet(edges_path))

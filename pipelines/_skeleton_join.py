@@ -22,7 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from axonseg.pipelines._skeleton_blocks import SkeletonOutput, block_graphs_from_tables, read_block_graphs
+from axonseg.pipelines._skeleton_blocks import (
+    SkeletonOutput,
+    block_graphs_from_tables,
+    block_table_paths,
+    read_block_graphs,
+)
 from axonseg.skeleton import join_skeletons
 from axonseg.skeleton.store import DEFAULT_BATCH_NODES
 
@@ -46,10 +51,6 @@ class JoinSummary:
     n_buckets: int
 
 
-def _paths(work_dir: Path, block_id: str) -> tuple[Path, Path]:
-    return work_dir / f"{block_id}.nodes.parquet", work_dir / f"{block_id}.edges.parquet"
-
-
 def bucket_bounds(work_dir: Path, block_ids: Sequence[str], n_buckets: int) -> np.ndarray:
     """Segment-id cuts (uint64, at most ``n_buckets - 1``, ascending) that split the pieces'
     nodes into buckets of about equal node count.
@@ -61,6 +62,7 @@ def bucket_bounds(work_dir: Path, block_ids: Sequence[str], n_buckets: int) -> n
     ids, counts = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     pending_ids: list[np.ndarray] = []
     pending_counts: list[np.ndarray] = []
+    pending = 0
 
     def merge() -> tuple[np.ndarray, np.ndarray]:
         merged, inverse = np.unique(np.concatenate([ids, *pending_ids]), return_inverse=True)
@@ -70,12 +72,14 @@ def bucket_bounds(work_dir: Path, block_ids: Sequence[str], n_buckets: int) -> n
         return merged, np.bincount(inverse, weights=weights, minlength=len(merged)).astype(np.int64)
 
     for block_id in block_ids:
-        column = pq.read_table(_paths(work_dir, block_id)[0], columns=["segment_id"]).column("segment_id")
+        column = pq.read_table(block_table_paths(work_dir, block_id)[0], columns=["segment_id"]).column("segment_id")
         block_segments, block_counts = np.unique(column.to_numpy().astype(np.uint64), return_counts=True)
         pending_ids.append(block_segments)
         pending_counts.append(block_counts)
-        if sum(len(p) for p in pending_ids) > len(ids) + 1_000_000:  # merge in rounds: linear, not blocks x ids
+        pending += len(block_segments)
+        if pending > len(ids) + 1_000_000:  # merge in rounds: linear, not blocks x ids
             ids, counts = merge()
+            pending = 0
     ids, counts = merge()
     if len(ids) == 0:
         return np.zeros(0, dtype=np.uint64)
@@ -94,7 +98,7 @@ def _spill(work_dir: Path, block_ids: Sequence[str], cuts: np.ndarray, spill_dir
     writers: dict[Path, pq.ParquetWriter] = {}
     try:
         for index, block_id in enumerate(block_ids):
-            for table_path, bucket_paths in zip(_paths(work_dir, block_id), zip(*buckets)):
+            for table_path, bucket_paths in zip(block_table_paths(work_dir, block_id), zip(*buckets)):
                 frame = pd.read_parquet(table_path)
                 if frame.empty:
                     continue
@@ -144,7 +148,7 @@ def join_to_disk(work_dir: Path, block_ids: Sequence[str], out_dir: Path, attach
         A :class:`JoinSummary`.
     """
     work_dir, out_dir = Path(work_dir), Path(out_dir)
-    total = sum(pq.ParquetFile(_paths(work_dir, b)[0]).metadata.num_rows for b in block_ids)
+    total = sum(pq.ParquetFile(block_table_paths(work_dir, b)[0]).metadata.num_rows for b in block_ids)
     n_buckets = max(1, math.ceil(total / batch_nodes))
     spill_dir = out_dir / "join.tmp"
     with SkeletonOutput(out_dir, swc=swc, batch_nodes=batch_nodes) as output:
