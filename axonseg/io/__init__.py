@@ -14,6 +14,9 @@ from axonseg.io.writers import (
     write_array,
     write_block,
 )
+from axonseg.io.zarr_config import limit_chunk_concurrency
+
+limit_chunk_concurrency()  # every process that touches our arrays, dask workers included
 
 __all__ = [
     "AXONEM_VOXEL_SIZES",
@@ -31,4 +34,5 @@ __all__ = [
     "parse_address",
     "write_array",
     "write_block",
+    "limit_chunk_concurrency",
 ]
