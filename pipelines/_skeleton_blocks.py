@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from axonseg.blockwise import Block, DoneMarkers, Roi, make_blocks, run_blockwise
+from axonseg.blockwise import Block, DoneMarkers, Roi, make_blocks, one_thread_per_process, run_blockwise
 from axonseg.errors import StageError
 from axonseg.io.synapse_tables import write_table
-from axonseg.skeleton import AxonGraph, SkeletonParams, default_context, skeletonize_block
+from axonseg.skeleton import AxonGraph, SkeletonParams, compact_labels, default_context, skeletonize_block
 from axonseg.skeleton import SkeletonStore, SkeletonTableWriter, from_tables, to_swc, to_tables
 from axonseg.skeleton.store import DEFAULT_BATCH_NODES, EDGES_FILE, NODES_FILE
 
@@ -100,7 +100,8 @@ def skeletonize_blocks(
         work_dir: folder for the per-block parquet files (created).
         context: voxels of context per side (zyx); None: :func:`default_context`.
         markers: done markers for resuming; None computes every block.
-        scheduler: dask scheduler spec (see :func:`axonseg.blockwise.parse_scheduler`).
+        scheduler: dask scheduler spec (see :func:`axonseg.blockwise.parse_scheduler`); a bare
+            ``threads`` runs one block at a time (:func:`axonseg.blockwise.one_thread_per_process`).
         show_progress: draw a progress bar.
         description: progress-bar label.
 
@@ -120,14 +121,18 @@ def skeletonize_blocks(
 
     def process(block: Block) -> None:
         read = block.read_roi.intersect(volume_roi)
-        labels = read_labels(read)
+        # The read's uint64 block is compacted in place and dropped at once: only the small
+        # copy (uint16 for < 65k segments) stays alive while kimimaro runs.
+        labels, segment_ids = compact_labels(read_labels(read))
         write = block.write_roi.to_slices(relative_to=read.offset)
         block_offset = origin + np.asarray(read.offset) * voxel
-        graphs = skeletonize_block(labels, tuple(voxel), block_offset, params, write_slices=write)
+        graphs = skeletonize_block(labels, tuple(voxel), block_offset, params, write_slices=write,
+                                   segment_ids=segment_ids)
         write_block_graphs(work_dir, block.block_id, graphs)
 
-    run_blockwise(blocks, process, description=description, markers=markers, scheduler=scheduler,
-                  show_progress=show_progress)
+    # kimimaro holds the GIL: on the threaded scheduler a second block in flight costs memory, not time
+    run_blockwise(blocks, process, description=description, markers=markers,
+                  scheduler=one_thread_per_process(scheduler), show_progress=show_progress)
     return [block.block_id for block in blocks]
 
 

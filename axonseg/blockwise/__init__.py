@@ -1,7 +1,7 @@
 """The one place that knows about blocks: ROIs, context, done markers and dask execution."""
 
 from axonseg.blockwise.block import Block, check_shape, make_blocks
-from axonseg.blockwise.executor import RunSummary, parse_scheduler, run_blockwise
+from axonseg.blockwise.executor import RunSummary, one_thread_per_process, parse_scheduler, run_blockwise
 from axonseg.blockwise.markers import DoneMarkers, changed_keys
 from axonseg.blockwise.roi import Roi
 
@@ -13,6 +13,7 @@ __all__ = [
     "changed_keys",
     "check_shape",
     "make_blocks",
+    "one_thread_per_process",
     "parse_scheduler",
     "run_blockwise",
 ]

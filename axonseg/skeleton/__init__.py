@@ -19,6 +19,7 @@ from axonseg.skeleton.graph import (
 from axonseg.skeleton.join import bridge_pieces, join_skeletons, merge_graphs
 from axonseg.skeleton.kimimaro_backend import (
     check_labels,
+    compact_labels,
     crop_to_write_region,
     remove_interior_dust,
     skeletonize_block,
@@ -40,6 +41,7 @@ __all__ = [
     "branch_points",
     "bridge_pieces",
     "check_labels",
+    "compact_labels",
     "crop_to_write_region",
     "endpoints",
     "from_swc",

@@ -128,12 +128,39 @@ def crop_to_write_region(
     )
 
 
+def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number a block's labels 0..n in the smallest unsigned dtype that holds n (0 stays 0).
+
+    kimimaro's copies of the labels shrink with the dtype (measured on a 164x256x256 uint64
+    block: 30% less peak memory with uint16, and 18% faster). The small copy is filled a z
+    section at a time, so no second full-size array of the input's dtype is made; pass the
+    result of a read without keeping it, and only the small copy stays alive. ``labels`` is
+    not modified (it may be a view of someone else's array).
+
+    Args:
+        labels: label block, zyx, non-negative integers, 0 = background.
+
+    Returns:
+        ``(compact, segment_ids)``: the renumbered block (uint8/16/32/64) and a sorted uint64
+        array with ``segment_ids[k]`` the original id of compact label ``k`` (``segment_ids[0] == 0``).
+    """
+    labels = check_labels(labels)
+    segment_ids = np.union1d(np.zeros(1, dtype=np.uint64), fastremap.unique(labels).astype(np.uint64))
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if len(segment_ids) - 1 <= np.iinfo(t).max)
+    table = {int(segment_id): index for index, segment_id in enumerate(segment_ids.tolist())}
+    compact = np.empty(labels.shape, dtype=dtype)
+    for z in range(labels.shape[0]):
+        compact[z] = fastremap.remap(labels[z], table)
+    return compact, segment_ids
+
+
 def skeletonize_block(
     labels_block: np.ndarray,
     voxel_size: Sequence[float],
     offset_nm: Sequence[float] = (0.0, 0.0, 0.0),
     params: SkeletonParams | None = None,
     write_slices: Sequence[slice] | None = None,
+    segment_ids: np.ndarray | None = None,
 ) -> dict[int, AxonGraph]:
     """Skeletonize every segment of one label block.
 
@@ -149,6 +176,9 @@ def skeletonize_block(
             ``None``: the block owns all of ``labels_block`` (a whole volume). The dust rule
             spares components that touch a face beyond which the block has context (they may
             be larger than what the block sees); elsewhere it is kimimaro's.
+        segment_ids: ``labels_block`` is already compact (from :func:`compact_labels`, which
+            returned these ids) and is handed over: it is used without a copy. None: the
+            labels are segment ids, and a compact copy is made here.
 
     Returns:
         ``{segment_id: AxonGraph}`` with nodes at voxel centres in world nm (zyx) and radii in
@@ -162,6 +192,12 @@ def skeletonize_block(
         return {}
     region = None if write_slices is None else check_write_slices(write_slices, labels_block.shape)
 
+    if segment_ids is None:
+        labels_block, segment_ids = compact_labels(labels_block)
+    elif int(fastremap.minmax(labels_block)[1]) >= len(segment_ids):
+        raise InputError(f"labels_block has labels up to {int(fastremap.minmax(labels_block)[1])}: "
+                         f"expected compact labels below len(segment_ids)={len(segment_ids)}")
+
     dust = params.dust_threshold
     if region is not None and dust > 0:
         start, stop = region
@@ -171,15 +207,12 @@ def skeletonize_block(
 
     import kimimaro
 
-    # Consecutive ids in the smallest dtype (uint16 for a block of < 65k segments): kimimaro's
-    # copies of the labels shrink with it (measured: 30% less peak memory on a 164x256x256
-    # uint64 block, and 18% faster). The ids are mapped back below.
-    labels_block, mapping = fastremap.renumber(labels_block, preserve_zero=True, in_place=False)
-    labels_block = fastremap.refit(labels_block)
-    original_id = {new: old for old, new in mapping.items()}
     # kimimaro wants xyz: the transpose is a view, and the anisotropy is reversed to match.
+    # in_place: the compact block is ours, so kimimaro need not copy it into Fortran order
+    # (the transpose of a C-ordered block already is).
     skeletons = kimimaro.skeletonize(
         labels_block.T,
+        in_place=True,
         teasar_params=params.teasar_params(),
         anisotropy=tuple(voxel[::-1]),
         dust_threshold=dust,
@@ -191,7 +224,7 @@ def skeletonize_block(
     )
     graphs: dict[int, AxonGraph] = {}
     for label, skeleton in skeletons.items():
-        segment_id = original_id[int(label)]
+        segment_id = int(segment_ids[int(label)])
         vertices_zyx = np.asarray(skeleton.vertices, dtype=np.float64)[:, ::-1]
         # kimimaro traces on the voxel grid: recover exact indices from its float32 positions
         # so that adjacent blocks compute identical world coordinates for a shared voxel.

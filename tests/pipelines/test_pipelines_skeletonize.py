@@ -182,3 +182,34 @@ def test_join_in_id_range_batches_equals_the_join_in_memory(tmp_path):
         assert got.n_components() == 1
         assert (tmp_path / "batched" / "swc" / f"{label}.swc").exists()
     assert summary.total_length_nm == pytest.approx(sum(g.path_length_nm for g in expected.values()))
+
+
+@pytest.mark.parametrize(("scheduler", "most_at_once"), [("threads", 1), ("threads:2", 2)])
+def test_threaded_scheduler_runs_one_block_at_a_time_unless_told(tube_run, monkeypatch, scheduler, most_at_once):
+    """kimimaro holds the GIL: a bare ``threads`` keeps one block in memory; ``threads:N`` is obeyed."""
+    import threading
+    import time
+
+    from axonseg.blockwise import one_thread_per_process
+
+    run, _, _ = tube_run
+    real = skeletonize_module.skeletonize_blocks.__globals__["skeletonize_block"]
+    lock, active, seen = threading.Lock(), [0], []
+
+    def counting(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            seen.append(active[0])
+        time.sleep(0.05)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", counting)
+    config = SkeletonizeConfig(block_shape=(8, 32, 32), skeleton=SMALL)
+    result = run_skeletonize(run, config, scheduler=scheduler, show_progress=False)
+    assert result.n_segments == 2 and len(seen) == 27
+    assert max(seen) == most_at_once
+    assert one_thread_per_process("local:2") == "local:2" and one_thread_per_process("tcp://h:1") == "tcp://h:1"

@@ -7,7 +7,7 @@ import pytest
 
 from axonseg.errors import ConfigError, InputError
 from axonseg.config import validate_config
-from axonseg.skeleton import SkeletonParams, endpoints, skeletonize, skeletonize_block
+from axonseg.skeleton import SkeletonParams, compact_labels, endpoints, skeletonize, skeletonize_block
 
 
 def _voxel_of(graph, voxel_size, offset=(0, 0, 0)):
@@ -103,3 +103,38 @@ def test_empty_volume_gives_no_skeletons():
 def test_bad_inputs_raise_input_error(labels, voxel, message):
     with pytest.raises(InputError, match=message):
         skeletonize(labels, voxel)
+
+
+def test_compact_labels_maps_back_and_leaves_input_alone():
+    rng = np.random.default_rng(3)
+    ids = np.array([0, 5, 2**40 + 7, 70_000, 123], dtype=np.uint64)
+    labels = ids[rng.integers(0, len(ids), size=(6, 9, 11))]
+    before = labels.copy()
+    compact, segment_ids = compact_labels(labels)
+    assert compact.dtype == np.uint8 and segment_ids.dtype == np.uint64
+    np.testing.assert_array_equal(segment_ids, np.sort(ids))
+    np.testing.assert_array_equal(segment_ids[compact], labels)
+    np.testing.assert_array_equal(labels, before)
+    # 300 segments need uint16; a block without background still keeps 0 for it
+    many = np.arange(1, 301, dtype=np.uint64).repeat(2).reshape(6, 10, 10)
+    compact, segment_ids = compact_labels(many)
+    assert compact.dtype == np.uint16 and segment_ids[0] == 0 and compact.min() == 1
+    np.testing.assert_array_equal(segment_ids[compact], many)
+
+
+def test_skeletonize_block_on_compact_labels_equals_original_ids():
+    voxel = (30.0, 8.0, 8.0)
+    labels = np.zeros((20, 40, 40), np.uint64)
+    labels[:, 5:14, 5:14] = 2**40 + 1
+    labels[3:18, 25:34, 20:29] = 99
+    write = (slice(0, 20), slice(0, 30), slice(0, 40))  # 99 is cut by the write region
+    expected = skeletonize_block(labels, voxel, write_slices=write)
+    compact, segment_ids = compact_labels(labels)
+    got = skeletonize_block(compact, voxel, write_slices=write, segment_ids=segment_ids)
+    assert sorted(got) == sorted(expected) == [99, 2**40 + 1]
+    for segment_id, graph in expected.items():
+        np.testing.assert_array_equal(got[segment_id].nodes_nm, graph.nodes_nm)
+        np.testing.assert_array_equal(got[segment_id].edges, graph.edges)
+        np.testing.assert_array_equal(got[segment_id].open_ends, graph.open_ends)
+    with pytest.raises(InputError, match="compact labels below len"):
+        skeletonize_block(compact, voxel, segment_ids=segment_ids[:2])
