@@ -44,8 +44,10 @@ STAGES = ("predict", "fragments", "graph", "agglomerate", "relabel", "skeletoniz
 # skeletons and keeps only the contact/synapse tables)
 BLOCKWISE = ("predict", "fragments", "graph", "relabel", "skeletonize", "export")
 # processes each stage keeps busy: torch and the dask threaded scheduler use every core,
-# the global agglomeration and the connectome export run in one thread
+# the global agglomeration and the connectome export run in one thread, and skeletonize runs
+# one block at a time on the threaded scheduler (kimimaro holds the GIL)
 SINGLE_CORE = ("agglomerate", "export")
+SINGLE_CORE_ON_THREADS = ("skeletonize",)
 SPEEDUP_STAGES = ("fragments", "graph", "agglomerate", "relabel")
 UNTIMED = ("agglomerate",)  # needed by relabel, but it runs in one thread whatever the scheduler
 VOXEL_SIZE = (30.0, 8.0, 8.0)
@@ -203,15 +205,23 @@ def print_table(results: dict[int, dict]) -> None:
                   f"{row['peak_rss_mb']:12.0f} {row['base_rss_mb']:8.0f} {row['cpu_seconds']:8.1f}")
 
 
-def projection(stages: dict, voxels: int, cores: int) -> tuple[float, float, list[str]]:
+def cores_used(stage: str, scheduler: str, cores: int) -> int:
+    """Cores a stage keeps busy under ``scheduler`` on a machine of ``cores``."""
+    single = SINGLE_CORE + (SINGLE_CORE_ON_THREADS if scheduler == "threads" else ())
+    return 1 if stage in single else cores
+
+
+def projection(stages: dict, voxels: int, cores: int, scheduler: str = "threads") -> tuple[float, float, list[str]]:
     """CPU-hours per 1e12 voxels: (wall seconds x cores used) and measured CPU seconds, per voxel."""
-    wall = sum(row["seconds"] * (1 if stage in SINGLE_CORE else cores) for stage, row in stages.items())
+    wall = sum(row["seconds"] * cores_used(stage, scheduler, cores) for stage, row in stages.items())
     cpu = sum(row["cpu_seconds"] for row in stages.values())
+    many = [s for s in STAGES if s in stages and cores_used(s, scheduler, cores) > 1]
     assumptions = [
         f"per-voxel cost of the {round(voxels ** (1 / 3))}^3 run scaled linearly to 1e12 voxels",
-        f"cores used: {cores} for predict/fragments/graph/relabel/skeletonize (torch and dask threads), 1 for "
-        "agglomerate and export; wall time x cores is an upper bound (other jobs may share the cores)",
-        f"predict on CPU ({stages.get('predict', {}).get('precision', '?')}); a GPU node replaces most of the predict share",
+        f"cores used: {cores} for {'/'.join(many)} (torch and dask threads), 1 for the others; "
+        "wall time x cores is an upper bound (other jobs may share the cores)",
+        f"predict on CPU ({stages.get('predict', {}).get('details', {}).get('precision', '?')}); "
+        "a GPU node replaces most of the predict share",
         "stages not run (see --stages) are not in the total: " + (", ".join(s for s in STAGES if s not in stages) or "none"),
         "the global agglomeration is assumed linear in edges (it is ~n log n) and to fit one node's memory",
         "no I/O contention from other jobs on the shared file system; excludes synthetic data generation",
@@ -284,11 +294,11 @@ def main() -> None:
               f"(load average {os.getloadavg()[0]:.1f} after the run)")
 
     voxels = sizes[-1] ** 3
-    cpu_h_wall, cpu_h_measured, assumptions = projection(large, voxels, cores)
+    cpu_h_wall, cpu_h_measured, assumptions = projection(large, voxels, cores, args.scheduler)
     print(f"projected: {cpu_h_wall:,.0f} CPU-hours per teravoxel (wall x cores); {cpu_h_measured:,.0f} from measured "
           "CPU time. Assumptions:\n  - " + "\n  - ".join(assumptions))
     predict_share = large["predict"]["seconds"] * cores / sum(
-        r["seconds"] * (1 if s in SINGLE_CORE else cores) for s, r in large.items())
+        r["seconds"] * cores_used(s, args.scheduler, cores) for s, r in large.items())
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     figures = {
