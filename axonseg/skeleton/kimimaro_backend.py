@@ -147,10 +147,11 @@ def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = check_labels(labels)
     segment_ids = np.union1d(np.zeros(1, dtype=np.uint64), fastremap.unique(labels).astype(np.uint64))
     dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if len(segment_ids) - 1 <= np.iinfo(t).max)
-    table = {int(segment_id): index for index, segment_id in enumerate(segment_ids.tolist())}
     compact = np.empty(labels.shape, dtype=dtype)
+    # searchsorted, not fastremap.remap with a dict: remap converts the dict again for every
+    # section, which took 10 s for a 70x250x250 block of 688k segments (searchsorted: 0.15 s)
     for z in range(labels.shape[0]):
-        compact[z] = fastremap.remap(labels[z], table)
+        compact[z] = np.searchsorted(segment_ids, labels[z].astype(np.uint64, copy=False))
     return compact, segment_ids
 
 

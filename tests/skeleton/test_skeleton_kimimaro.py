@@ -120,6 +120,11 @@ def test_compact_labels_maps_back_and_leaves_input_alone():
     compact, segment_ids = compact_labels(many)
     assert compact.dtype == np.uint16 and segment_ids[0] == 0 and compact.min() == 1
     np.testing.assert_array_equal(segment_ids[compact], many)
+    # 70k segments (an over-segmented block) need uint32; ids above 2**53 stay exact
+    huge = (np.uint64(2**60) + np.arange(70_000, dtype=np.uint64)).reshape(7, 100, 100)
+    compact, segment_ids = compact_labels(huge)
+    assert compact.dtype == np.uint32 and len(segment_ids) == 70_001
+    np.testing.assert_array_equal(segment_ids[compact], huge)
 
 
 def test_skeletonize_block_on_compact_labels_equals_original_ids():
