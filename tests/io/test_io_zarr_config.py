@@ -49,3 +49,23 @@ def test_environment_setting_wins_and_bad_values_are_refused():
     assert limit_chunk_concurrency(3) == 3 and zarr.config.get("async.concurrency") == 3
     limit_chunk_concurrency()
     assert zarr.config.get("async.concurrency") == 1
+
+
+def test_concurrency_within_a_byte_budget_and_restored(monkeypatch):
+    from axonseg.io.zarr_config import chunk_concurrency, concurrency_for
+
+    assert concurrency_for(64**3) == 10  # 256 kB uint8 chunks: zarr's own cap
+    assert concurrency_for(128**3 * 8) == 2  # 16 MB uint64 chunks within 32 MB
+    assert concurrency_for(512**3) == 1  # a chunk over the budget: still one at a time
+    monkeypatch.delenv("ZARR_ASYNC__CONCURRENCY", raising=False)
+    with chunk_concurrency(6) as value:
+        assert value == 6 and zarr.config.get("async.concurrency") == 6
+    assert zarr.config.get("async.concurrency") == 1
+    monkeypatch.setenv("ZARR_ASYNC__CONCURRENCY", "3")
+    zarr.config.set({"async.concurrency": 3})
+    try:
+        with chunk_concurrency(8) as value:  # the user's setting wins
+            assert value == 3 and zarr.config.get("async.concurrency") == 3
+    finally:
+        monkeypatch.delenv("ZARR_ASYNC__CONCURRENCY")
+        limit_chunk_concurrency()

@@ -137,3 +137,30 @@ def test_kill_9_during_ingest_then_rerun_resumes(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(open_volume(tmp_path / "out.zarr" / "raw").data.compute(), data)
+
+
+def test_ingest_encodes_several_small_chunks_at_once_then_restores(tmp_path: Path, raw_volume: np.ndarray,
+                                                                    monkeypatch) -> None:
+    """Ingest blocks are many small chunks: zarr may encode up to 10 at once (within 32 MB) while
+    ingest runs; the pipeline's one-chunk-at-a-time default is back afterwards, also after an error."""
+    np.save(tmp_path / "raw.npy", raw_volume)
+    real_write = ingest_module.write_block
+    seen: list[int] = []
+
+    def spying_write(array, data, offset):  # noqa: ANN001
+        seen.append(zarr.config.get("async.concurrency"))
+        real_write(array, data, offset)
+
+    monkeypatch.delenv("ZARR_ASYNC__CONCURRENCY", raising=False)
+    monkeypatch.setattr(ingest_module, "write_block", spying_write)
+    ingest(tmp_path / "raw.npy", tmp_path / "out.zarr", config=_config(), show_progress=False)
+    assert seen and set(seen) == {10}  # 8x16x16 uint8 chunks: 2 kB each
+    assert zarr.config.get("async.concurrency") == 1
+
+    def failing_write(array, data, offset):  # noqa: ANN001
+        raise OSError("device unplugged")
+
+    monkeypatch.setattr(ingest_module, "write_block", failing_write)
+    with pytest.raises(OSError):
+        ingest(tmp_path / "raw.npy", tmp_path / "again.zarr", config=_config(), scheduler="synchronous", show_progress=False)
+    assert zarr.config.get("async.concurrency") == 1
