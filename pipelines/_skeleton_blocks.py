@@ -121,8 +121,8 @@ def skeletonize_blocks(
 
     def process(block: Block) -> None:
         read = block.read_roi.intersect(volume_roi)
-        # The read's uint64 block is compacted in place and dropped at once: only the small
-        # copy (uint16 for < 65k segments) stays alive while kimimaro runs.
+        # The read's uint64 block is copied into compact ids and dropped at once: only the
+        # small copy (uint16 for < 65k segments) stays alive while kimimaro runs.
         labels, segment_ids = compact_labels(read_labels(read))
         write = block.write_roi.to_slices(relative_to=read.offset)
         block_offset = origin + np.asarray(read.offset) * voxel
