@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from axonseg.blockwise import Block, DoneMarkers, Roi, make_blocks, one_thread_per_process, run_blockwise
+from axonseg.blockwise.memory import return_large_allocations
 from axonseg.errors import StageError
 from axonseg.io.synapse_tables import write_table
 from axonseg.skeleton import AxonGraph, SkeletonParams, compact_labels, default_context, skeletonize_block
@@ -120,6 +121,9 @@ def skeletonize_blocks(
     work_dir.mkdir(parents=True, exist_ok=True)
 
     def process(block: Block) -> None:
+        # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
+        # resident in the thread's arena (once per process, dask workers included)
+        return_large_allocations()
         read = block.read_roi.intersect(volume_roi)
         # The read's uint64 block is copied into compact ids and dropped at once: only the
         # small copy (uint16 for < 65k segments) stays alive while kimimaro runs.
