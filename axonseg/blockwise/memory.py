@@ -34,10 +34,6 @@ def _libc_function(name: str):  # noqa: ANN202
         return None
 
 
-def _malloc_trim():  # noqa: ANN202
-    return _libc_function("malloc_trim")
-
-
 @functools.cache
 def return_large_allocations(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
     """Fix glibc's mmap threshold for this process (once), so large frees go back to the OS.
@@ -55,7 +51,7 @@ def return_large_allocations(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> boo
 
 def release_freed_memory() -> bool:
     """Return the heap's free pages to the OS; True where glibc did it."""
-    trim = _malloc_trim()
+    trim = _libc_function("malloc_trim")
     if trim is None:
         return False
     trim(0)

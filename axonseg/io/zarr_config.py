@@ -61,12 +61,10 @@ def chunk_concurrency(concurrency: int) -> Iterator[int]:
     Set it before starting the threads that access arrays, not from inside them: the setting is
     process-wide. ``ZARR_ASYNC__CONCURRENCY``, when set, wins. Yields the value in force.
     """
-    previous = int(zarr.config.get("async.concurrency"))
     if os.environ.get(ENV_VARIABLE):
-        yield previous
+        yield int(zarr.config.get("async.concurrency"))
         return
-    limit_chunk_concurrency(concurrency)
-    try:
+    if concurrency < 1:
+        raise ConfigError(f"concurrency={concurrency}: expected at least 1 chunk at a time")
+    with zarr.config.set({"async.concurrency": int(concurrency)}):  # donfig restores on exit
         yield int(concurrency)
-    finally:
-        zarr.config.set({"async.concurrency": previous})

@@ -195,8 +195,8 @@ def skeletonize_block(
 
     if segment_ids is None:
         labels_block, segment_ids = compact_labels(labels_block)
-    elif int(fastremap.minmax(labels_block)[1]) >= len(segment_ids):
-        raise InputError(f"labels_block has labels up to {int(fastremap.minmax(labels_block)[1])}: "
+    elif (highest := int(fastremap.minmax(labels_block)[1])) >= len(segment_ids):
+        raise InputError(f"labels_block has labels up to {highest}: "
                          f"expected compact labels below len(segment_ids)={len(segment_ids)}")
 
     dust = params.dust_threshold
