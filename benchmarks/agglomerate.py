@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from skimage.metrics import variation_of_information
 
-REAL = Path("/work/shared/data/fib_medulla_ts2/fib_medulla_ts2_250.h5")
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
 HELDOUT = Path(__file__).resolve().parents[1] / "data" / "fib_medulla_heldout.h5"
 NN_OFFSETS = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
 LONG_OFFSETS = [(0, -3, 0), (0, 0, -3), (0, -9, 0), (0, 0, -9), (-2, 0, 0)]

@@ -29,6 +29,7 @@ from axonseg.config import ShapeTriple, StrictModel, load_config
 from axonseg.errors import InputError, StageError
 from axonseg.io import Volume, create_multiscale, mark_complete, open_level, open_volume, write_block
 from axonseg.model import Predictor, load_model, shapes
+from axonseg.model.checkpoint import model_config_from_json
 from axonseg.model.config import ModelConfig
 from axonseg.model.unet import AffinityNet
 from axonseg.pipelines._predict_blocks import PredictGrid, check_finite, pad_mode, predict_grid, read_block
@@ -102,7 +103,7 @@ def _model_config(path: Path) -> ModelConfig | None:
     """The ``ModelConfig`` stored in a model file, without building the network."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return ModelConfig.model_validate_json(state["model_config"])
+        return model_config_from_json(state["model_config"])
     except Exception:  # noqa: BLE001 - a broken file is simply not a candidate
         logger.warning("%s: not a readable axonseg model; ignored", path)
         return None

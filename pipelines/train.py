@@ -67,7 +67,15 @@ def load_volumes(cfg: TrainConfig) -> tuple[list[TrainingVolume], list[TrainingV
         if not np.allclose(voxel_size, cfg.model.voxel_size, rtol=0.05):
             raise ConfigError(f"{spec.raw} has voxel_size {list(voxel_size)} nm but model.voxel_size is {list(cfg.model.voxel_size)} nm")
         window = spec.roi_slices(voxel_size)
-        volume = TrainingVolume(raw[window], labels[window].astype(np.uint64), voxel_size, name=f"{spec.raw}[{spec.roi}]")
+        cut = labels[window].astype(np.uint64)
+        keep = spec.labels_slices(voxel_size)
+        if keep is not None:
+            inside = np.zeros(labels.shape, dtype=bool)
+            inside[keep] = True
+            cut[~inside[window]] = 0
+            if not cut.any():
+                raise ConfigError(f"{spec.labels}: labels_roi {spec.labels_roi!r} holds no labels inside roi {spec.roi!r}")
+        volume = TrainingVolume(raw[window], cut, voxel_size, name=f"{spec.raw}[{spec.roi}]")
         (train_volumes if spec.split == "train" else val_volumes).append(volume)
         log.info("%s split %s: %s voxels", volume.name, spec.split, volume.raw.shape)
     if not train_volumes:
@@ -75,13 +83,36 @@ def load_volumes(cfg: TrainConfig) -> tuple[list[TrainingVolume], list[TrainingV
     return train_volumes, val_volumes
 
 
+def resolve_address(address: str, base: Path) -> str:
+    """An array address whose file part is relative is taken relative to ``base`` (the config's
+    folder), so configs in the repository name data without a machine's absolute path."""
+    for marker in (".h5:", ".hdf5:", ".zarr", ".n5", ".npy", ".tif"):
+        if marker in address:
+            cut = address.index(marker) + len(marker.rstrip(":"))
+            head, tail = address[:cut], address[cut:]
+            break
+    else:
+        head, tail = address, ""
+    if Path(head).is_absolute():
+        return address
+    return str((base / head).resolve()) + tail
+
+
 def load_config(path: str | Path) -> TrainConfig:
-    """Parse a train YAML into a ``TrainConfig``; errors name the file and the bad key."""
+    """Parse a train YAML into a ``TrainConfig``; errors name the file and the bad key. Relative
+    dataset paths are relative to the YAML's folder."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        return TrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
+        data = yaml.safe_load(path.read_text()) or {}
+        if isinstance(data, dict):
+            for entry in data.get("datasets") or []:
+                if isinstance(entry, dict):
+                    for key in ("raw", "labels"):
+                        if isinstance(entry.get(key), str):
+                            entry[key] = resolve_address(entry[key], path.parent)
+        return TrainConfig.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         raise ConfigError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None

@@ -6,6 +6,7 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -44,9 +45,16 @@ def load_model(path: str | Path, map_location: str = "cpu") -> AffinityNet:
     state = torch.load(path, map_location=map_location, weights_only=True)
     if "model_config" not in state:
         raise InputError(f"model file {path} has no 'model_config': expected a file written by axonseg")
-    model = AffinityNet(ModelConfig.model_validate_json(state["model_config"]))
+    model = AffinityNet(model_config_from_json(state["model_config"]))
     model.load_state_dict(state["model"] if "model" in state else state["state_dict"])
     return model
+
+
+def model_config_from_json(text: str) -> ModelConfig:
+    """Parse a saved ``ModelConfig``; files written before ``norm`` existed have no norm layers."""
+    data = json.loads(text)
+    data.setdefault("norm", "none")
+    return ModelConfig.model_validate(data)
 
 
 def save_training_state(directory: str | Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:

@@ -37,6 +37,14 @@ class ModelConfig(BaseModel):
             sizes (z, y, x) on the encoder side; every size must be odd. Default: two 3x3x3.
         kernel_size_up: per level except the bottom one, the decoder conv kernels.
         upsample: "transposed_conv" (learned) or "nearest" (constant) upsampling.
+        norm: "batch" puts a BatchNorm after every convolution of the U-Net (without norm the
+            bottom level of the 2026 FIB model died within 600 steps). At batch size 1 it
+            normalises over the crop's voxels while training, and predicts with the running
+            statistics, so every block of a volume sees the same per-channel affine map and
+            blockwise prediction stays block-invariant. GroupNorm would normalise with each
+            tile's own statistics and leave seams between blocks, so it is not offered.
+            "none" is the plain conv + ReLU of models trained before it; a model file without
+            this key was written before it existed and loads as "none".
         offsets: affinity offsets in voxels (z, y, x); channel i of the output is the
             affinity between voxel p and voxel p + offsets[i].
         lsd: add an auxiliary head of 10 local shape descriptor channels (training only).
@@ -53,6 +61,7 @@ class ModelConfig(BaseModel):
     kernel_size_down: list[list[Triple]] | None = None
     kernel_size_up: list[list[Triple]] | None = None
     upsample: Literal["transposed_conv", "nearest"] = "transposed_conv"
+    norm: Literal["batch", "none"] = "batch"
     offsets: list[Triple] = Field(default_factory=lambda: list(DEFAULT_OFFSETS))
     lsd: bool = False
     lsd_sigma_nm: float = Field(80.0, gt=0)

@@ -81,12 +81,15 @@ def make_batch(
         if augmented:
             raw, labels = augment(raw, labels, rng, volume.voxel_size, cfg.augment)
         affinities, mask = compute_affinities(labels, model.offsets, cfg.zero_is_unlabelled)
+        # the loss sees only the output crop, so the class balance is measured there
+        affinities, mask = crop_centre(affinities, out_shape), crop_centre(mask, out_shape)
         weights = balance_weights(affinities, mask) if cfg.balance else mask
         if cfg.boundary_weight > 0:
-            weights = weights * boundary_distance_weights(labels, volume.voxel_size, cfg.boundary_sigma_nm, cfg.boundary_weight)
+            boundary = boundary_distance_weights(labels, volume.voxel_size, cfg.boundary_sigma_nm, cfg.boundary_weight)
+            weights = weights * crop_centre(boundary, out_shape)
         items["raw"].append(raw[None])
-        items["affinities"].append(crop_centre(affinities, out_shape))
-        items["weights"].append(crop_centre(weights, out_shape))
+        items["affinities"].append(np.ascontiguousarray(affinities))
+        items["weights"].append(np.ascontiguousarray(weights))
         if model.lsd:
             items["lsds"].append(crop_centre(compute_lsds(labels, model.lsd_sigma_nm, volume.voxel_size), out_shape))
             labelled = labels != 0 if cfg.zero_is_unlabelled else np.ones(labels.shape, dtype=bool)

@@ -35,6 +35,10 @@ class DatasetSpec(BaseModel):
         roi_units: "voxels" or "nm" (nm bounds are divided by the voxel size).
         voxel_size: nm, zyx; None to take it from the array's metadata.
         split: "train" crops are augmented and learnt from; "val" gives the held-out loss.
+        labels_roi: optional, same form and units as ``roi`` (whole-array coordinates): labels
+            outside it are set to 0 (unlabelled), while the raw of ``roi`` around it stays as
+            context. This is how a validation split of the training ROI gets the network's full
+            input around a thin labelled slab (needs ``zero_is_unlabelled``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -45,12 +49,20 @@ class DatasetSpec(BaseModel):
     roi_units: Literal["voxels", "nm"] = "voxels"
     voxel_size: tuple[float, float, float] | None = None
     split: Literal["train", "val"] = "train"
+    labels_roi: str | None = None
 
-    @field_validator("roi")
+    @field_validator("roi", "labels_roi")
     @classmethod
-    def _roi_parses(cls, roi: str) -> str:
-        parse_roi(roi)
+    def _roi_parses(cls, roi: str | None) -> str | None:
+        if roi is not None:
+            parse_roi(roi)
         return roi
+
+    def labels_slices(self, voxel_size: tuple[float, float, float]) -> tuple[slice, slice, slice] | None:
+        """``labels_roi`` as voxel slices of the whole array (zyx), or None when not set."""
+        if self.labels_roi is None:
+            return None
+        return self.model_copy(update={"roi": self.labels_roi}).roi_slices(voxel_size)
 
     def roi_slices(self, voxel_size: tuple[float, float, float]) -> tuple[slice, slice, slice]:
         """The ROI as voxel slices (zyx)."""
@@ -73,6 +85,15 @@ class TrainConfig(BaseModel):
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(1, ge=1)
     lr: float = Field(5e-4, gt=0)
+    lr_warmup_steps: int = Field(200, ge=0, description="linear warm-up from lr/100 to lr over this many steps")
+    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="after warm-up: cosine decay to lr * lr_min_factor at `steps`, or constant")
+    lr_min_factor: float = Field(0.05, ge=0, le=1)
+    grad_clip: float = Field(1.0, ge=0, description="clip the global gradient norm to this; 0 = off")
+    dead_fraction: float = Field(
+        0.05, ge=0, le=1,
+        description="at each validation, warn when a convolution's ReLU fires on fewer than this fraction of voxels",
+    )
+    stop_on_dead_layer: bool = Field(False, description="stop training (with an error) instead of warning when a layer dies")
     weight_decay: float = Field(0.0, ge=0)
     checkpoint_every: int = Field(100, ge=1)
     validate_every: int = Field(100, ge=1)
@@ -102,6 +123,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _segment_validation_on_validation_steps(self) -> "TrainConfig":
+        if not self.zero_is_unlabelled and any(d.labels_roi for d in self.datasets):
+            raise ValueError("datasets.labels_roi needs zero_is_unlabelled: true (labels outside it become 0)")
         if self.segment_validation_every % self.validate_every:
             raise ValueError(
                 f"segment_validation_every={self.segment_validation_every} is not a multiple of "

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from axonseg.errors import ConfigError, OutputExistsError
+from axonseg.errors import ConfigError, OutputExistsError, StageError
+from axonseg.model.activity import active_fractions, dead_layers
 from axonseg.model import shapes
 from axonseg.model.checkpoint import list_checkpoints, load_training_state, save_model, save_training_state
 from axonseg.model.losses import masked_mse, weighted_bce
 from axonseg.model.predict import cpu_bf16_is_fast
 from axonseg.model.sampler import BatchStream, TrainingVolume, validation_batches
+from axonseg.model.schedule import learning_rate
 from axonseg.model.train_config import TrainConfig
 from axonseg.model.unet import AffinityNet
 
@@ -69,9 +71,10 @@ def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cf
 
 
 def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
-    """``losses.csv`` (step, loss, val_loss, then any ``hook_*`` metrics such as held-out NERL/VOI;
-    empty where not measured at that step) and ``losses.png``."""
-    hooks = sorted({key for row in history for key in row if key.startswith("hook_")})
+    """``losses.csv`` (step, loss, val_loss, then any ``lr``, ``hook_*`` metrics such as
+    validation NERL/VOI, and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
+    measured at that step) and ``losses.png``."""
+    hooks = sorted({key for row in history for key in row if key.startswith(("hook_", "active_")) or key == "lr"})
     with open(out_dir / "losses.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "loss", "val_loss", *hooks])
@@ -86,7 +89,7 @@ def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
     steps = np.array([r["step"] for r in history])
     loss = np.array([r["loss"] for r in history])
     val = np.array([r["val_loss"] for r in history])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, loss, lw=0.5, alpha=0.4, label="train loss")
     if len(loss) >= 10:
         window = max(5, len(loss) // 50)
@@ -101,6 +104,27 @@ def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
     fig.tight_layout()
     fig.savefig(out_dir / "losses.png", dpi=100)
     plt.close(fig)
+
+
+def _check_activity(model: AffinityNet, batches: list[dict], cfg: TrainConfig, step: int) -> dict[str, float]:
+    """Measure each ReLU's active fraction on the first two batches; warn (or stop) on dead ones.
+
+    Returns ``{"active_min": lowest fraction, "active_<layer>": fraction, ...}`` for the history.
+    """
+    inputs = [torch.as_tensor(b["raw"]) for b in batches[:2]]
+    fractions = active_fractions(model, inputs)
+    if not fractions:
+        return {}
+    dead = dead_layers(fractions, cfg.dead_fraction)
+    if dead:
+        message = (f"step {step}: {len(dead)} layer(s) fire on fewer than {cfg.dead_fraction:.0%} of voxels "
+                   f"(dead: {', '.join(f'{n} {fractions[n]:.3f}' for n in dead)})")
+        if cfg.stop_on_dead_layer:
+            raise StageError(message + ": stopped (stop_on_dead_layer); lower lr or add norm")
+        log.warning(message)
+    row = {"active_min": min(fractions.values())}
+    row.update({f"active_{name}": value for name, value in fractions.items()})
+    return row
 
 
 def train(
@@ -167,20 +191,27 @@ def train(
     for step, batch in loader:
         if stop_at is not None and done >= stop_at:
             break
+        rate = learning_rate(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch["raw"])
         loss = compute_loss(logits, batch, cfg)
         loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         done = step + 1
-        row: dict[str, float] = {"step": float(done), "loss": float(loss.detach()), "val_loss": math.nan}
+        row: dict[str, float] = {"step": float(done), "loss": float(loss.detach()), "val_loss": math.nan, "lr": rate}
         if done % cfg.validate_every == 0 or done == cfg.steps:
             row["val_loss"] = validation_loss(model, val_batches, cfg)
+            row.update(_check_activity(model, val_batches or [batch], cfg, done))
             if validate_hook is not None:
                 for key, value in validate_hook(done, model).items():
                     row[f"hook_{key}"] = float(value)
             hooked = "".join(f" {key[5:]} {value:.4g}" for key, value in row.items() if key.startswith("hook_"))
+            hooked += f" lr {rate:.2e} active_min {row.get('active_min', math.nan):.3f}"
             log.info("step %d loss %.4f val_loss %.4f%s (%.2f s/step)", done, row["loss"], row["val_loss"], hooked,
                      (time.perf_counter() - tic) / max(1, done - start))
         history.append(row)

@@ -13,10 +13,14 @@ from axonseg.model import shapes
 from axonseg.model.config import ModelConfig
 
 
-def _conv_pass(in_channels: int, out_channels: int, kernels: list[tuple[int, int, int]]) -> nn.Sequential:
+def _conv_pass(in_channels: int, out_channels: int, kernels: list[tuple[int, int, int]], norm: str = "none") -> nn.Sequential:
+    """Valid convolutions, each followed by an optional BatchNorm and a ReLU."""
     layers: list[nn.Module] = []
     for kernel in kernels:
-        layers += [nn.Conv3d(in_channels, out_channels, kernel), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv3d(in_channels, out_channels, kernel))
+        if norm == "batch":
+            layers.append(nn.BatchNorm3d(out_channels))
+        layers.append(nn.ReLU(inplace=True))
         in_channels = out_channels
     return nn.Sequential(*layers)
 
@@ -39,7 +43,7 @@ class UNet(nn.Module):
         fmaps = [cfg.num_fmaps * cfg.fmap_inc_factor**level for level in range(levels)]
         self.factors = [tuple(f) for f in cfg.downsample_factors]
         self.down = nn.ModuleList(
-            _conv_pass(cfg.in_channels if level == 0 else fmaps[level - 1], fmaps[level], cfg.kernel_size_down[level])  # type: ignore[index]
+            _conv_pass(cfg.in_channels if level == 0 else fmaps[level - 1], fmaps[level], cfg.kernel_size_down[level], cfg.norm)  # type: ignore[index]
             for level in range(levels)
         )
         self.pool = nn.ModuleList(nn.MaxPool3d(f, stride=f) for f in self.factors)
@@ -50,7 +54,7 @@ class UNet(nn.Module):
         else:
             self.up = nn.ModuleList(nn.Upsample(scale_factor=f, mode="nearest") for f in self.factors)
         self.up_conv = nn.ModuleList(
-            _conv_pass(fmaps[level] + fmaps[level + 1], fmaps[level], cfg.kernel_size_up[level])  # type: ignore[index]
+            _conv_pass(fmaps[level] + fmaps[level + 1], fmaps[level], cfg.kernel_size_up[level], cfg.norm)  # type: ignore[index]
             for level in range(levels - 1)
         )
         self.out_channels = fmaps[0]
@@ -76,6 +80,10 @@ class AffinityNet(nn.Module):
     biases: with PyTorch's default init and uncentred input the signal shrinks through the
     valid-conv stack and a FIB-SEM run stayed at chance loss for 1,750 steps, while this
     init and centring drop a fixed batch's loss from 0.69 to 0.40 in 100 steps (0.65 before).
+    A transposed convolution whose stride equals its kernel adds exactly one kernel tap per
+    input channel to each output voxel, so its fan-in is ``in_channels``; PyTorch's fan
+    computation for its weight layout gives ``out_channels * prod(kernel)`` instead (8x too
+    many for 2x2x2), which started its output at 1/8 of the variance of its input.
 
     ``forward`` returns logits ``(batch, num_outputs, z, y, x)``; apply a sigmoid to get
     affinities in [0, 1]. The geometry helpers are in voxels, zyx.
@@ -87,10 +95,14 @@ class AffinityNet(nn.Module):
         self.unet = UNet(cfg)
         self.head = nn.Conv3d(self.unet.out_channels, cfg.num_outputs, 1)
         for module in self.modules():
-            if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
+            if isinstance(module, nn.ConvTranspose3d):
+                nn.init.normal_(module.weight, std=(2.0 / module.in_channels) ** 0.5)
+            elif isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+            else:
+                continue
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.unet(x * 2.0 - 1.0))

@@ -108,7 +108,13 @@ def _edge_distances(affinities: np.ndarray, nn_channels: np.ndarray) -> np.ndarr
 def _merge_small(
     labels: np.ndarray, affinities: np.ndarray, nn_channels: np.ndarray, min_size: int
 ) -> np.ndarray:
-    """Merge fragments below min_size voxels into the neighbour with the highest mean affinity."""
+    """Merge fragments below min_size voxels into the neighbour with the highest mean affinity.
+
+    Ids are int64 throughout: ``a * n + b`` keys a pair of ids, which overflows int32 as soon as
+    there are more than 46,340 fragments (it crashed with a negative index, and could merge the
+    wrong pairs silently).
+    """
+    labels = labels.astype(np.int64, copy=False)
     for _ in range(4):  # a small fragment can join another small one; a few rounds settle it
         sizes = np.bincount(labels.ravel())
         small = sizes < min_size
@@ -119,8 +125,8 @@ def _merge_small(
         faces = face_pairs(padded, affinities, nn_channels)
         if len(faces.here) == 0:
             break
-        a = np.concatenate([faces.here, faces.there])
-        b = np.concatenate([faces.there, faces.here])
+        a = np.concatenate([faces.here, faces.there]).astype(np.int64, copy=False)
+        b = np.concatenate([faces.there, faces.here]).astype(np.int64, copy=False)
         value = np.tile(as_unit_float(faces.values).astype(np.float64), 2)
         n = len(sizes)
         key = a * n + b
@@ -138,7 +144,7 @@ def _merge_small(
         graph = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
         _, component = csgraph.connected_components(graph, directed=False)
         # component ids start at 0 which is background's component only if 0 is alone
-        component = component + 1
+        component = component.astype(np.int64) + 1
         component[0] = 0
         labels = component[labels]
     return labels

@@ -16,7 +16,7 @@ from axonseg.model.sampler import TrainingVolume, make_batch, step_rng
 from axonseg.model.train_config import DatasetSpec, TrainConfig
 from axonseg.model.train_loop import train
 
-FIB = Path("/work/shared/data/fib_medulla_ts2/fib_medulla_ts2_250.h5")
+FIB = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "configs" / "train_fib.yaml"
 
 
@@ -112,12 +112,12 @@ def test_pipeline_on_fib_data(tmp_path):
 
     from axonseg.pipelines.train import load_config, run
 
-    cfg = yaml.safe_load(TRAIN_YAML.read_text())
+    cfg = load_config(TRAIN_YAML).model_dump(mode="json")  # dataset paths resolved against configs/
     cfg.update(steps=2, checkpoint_every=2, validate_every=2, val_crops=1, num_workers=0, output_shape=[4, 4, 4])
     cfg["model"].update(num_fmaps=2)
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    assert load_config(TRAIN_YAML).datasets[1].split == "val"
+    assert [d.split for d in load_config(TRAIN_YAML).datasets] == ["train", "train", "val"]
     result = run(path, out_dir=str(tmp_path / "out"))
     assert result["step"] == 2
     assert (tmp_path / "out" / "config.yaml").exists() and (tmp_path / "out" / "model.pt").exists()

@@ -27,7 +27,7 @@ from axonseg.skeleton import SkeletonParams, skeletonize
 VOXEL = (30.0, 6.0, 6.0)
 SHAPE = (12, 40, 96)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-FIB = Path("/work/shared/data/fib_medulla_ts2/fib_medulla_ts2_250.h5")
+FIB = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
 SMALL_BLOCKS = EvaluateConfig(block_shape=(5, 16, 40))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 NN_OFFSETS = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
 LONG_OFFSETS = NN_OFFSETS + [(0, -3, 0), (0, 0, -3), (0, -9, 0), (0, 0, -9), (-2, 0, 0)]
-REAL_DATA = Path("/work/shared/data/fib_medulla_ts2/fib_medulla_ts2_250.h5")
+REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
 
 
 def affinities_from_labels(

@@ -95,6 +95,29 @@ def test_min_size_merges_small_fragments():
     assert sizes.min() >= 40
 
 
+def test_min_size_with_more_ids_than_int32_pair_keys_hold():
+    """80,000 two-voxel fragments: the pair key a * n + b needs 6.4e9 > 2**31. With int32 ids it
+    crashed (negative index) or merged wrong pairs; every result must be a connected fragment of
+    at least min_size voxels, the same for int32 and int64 input."""
+    import cc3d
+
+    from axonseg.segment.fragments import _merge_small
+
+    shape = (4, 200, 200)
+    labels = (np.arange(np.prod(shape)) // 2 + 1).reshape(shape).astype(np.int32)
+    affinities = np.random.default_rng(0).uniform(0.0, 1.0, size=(3, *shape)).astype(np.float32)
+    merged = _merge_small(labels, affinities, np.arange(3), min_size=3)
+    reference = _merge_small(labels.astype(np.int64), affinities, np.arange(3), min_size=3)
+    np.testing.assert_array_equal(merged, reference)
+    sizes = np.bincount(merged.ravel())
+    assert sizes[1:][sizes[1:] > 0].min() >= 3
+    n_ids = int((sizes[1:] > 0).sum())
+    assert 1_000 < n_ids < 40_000
+    # a wrong pair merges fragments that do not touch: each id must be one 6-connected piece
+    pieces = cc3d.connected_components(merged, connectivity=6)
+    assert int(pieces.max()) == n_ids
+
+
 def test_long_range_offsets_are_accepted_and_uint8_works(make_affinities):
     labels = two_cubes()
     affinities = make_affinities(labels, LONG_OFFSETS)

@@ -9,7 +9,7 @@ import pytest
 
 from axonseg.skeleton import skeletonize
 
-DATA = Path("/work/shared/data/fib_medulla_ts2/fib_medulla_ts2_250.h5")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
 VOXEL = (10.0, 10.0, 10.0)
 
 
