@@ -207,7 +207,7 @@ def evaluate(
 def skeletonize(
     run_dir: Path = typer.Argument(..., help="run folder"),
     config: Optional[Path] = typer.Option(None, "--config", help="skeleton config YAML (see configs/skeletonize.yaml)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="agglomeration threshold whose LUT to use; default segmentation/, else the best evaluated"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="agglomeration threshold whose LUT to use; default the best evaluated, else the median"),
     block_shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--block-shape", help="block shape in voxels, z y x"),
     scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
     restart: bool = typer.Option(False, "--restart", help="start again after a config change"),

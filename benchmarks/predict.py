@@ -121,7 +121,7 @@ def main() -> None:
     create_multiscale(workdir / "in.zarr", "raw", shape, np.uint8, cfg.voxel_size, chunk_shape=(64, 64, 64))
     write_block(open_level(workdir / "in.zarr", "raw"), raw, (0, 0, 0))
     mark_complete(workdir / "in.zarr", "raw")
-    settings = PredictConfig(block_shape=block, batch_size=args.batch_size, num_threads=args.threads)
+    settings = PredictConfig(block_shape=block, batch_size=args.batch_size, n_threads=args.threads)
     start = time.perf_counter()
     run = run_predict(workdir / "run", f"{workdir / 'in.zarr'}/raw", model_path, settings, show_progress=False)
     ours_s = time.perf_counter() - start

@@ -19,7 +19,7 @@ import numpy as np
 
 from axonseg.proofread import ProofreadSession
 from axonseg.segment import agglomerate
-from axonseg.viewer.demo_run import box_fragments, box_graph
+from axonseg.pipelines.proofread_demo import box_fragments, box_graph
 from axonseg.viewer.lut_view import LutLabels, SegmentLut
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import shutil
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from axonseg.blockwise import Block, DoneMarkers, Roi, make_blocks, run_blockwise
+from axonseg.blockwise import Roi
+from axonseg.blockwise.outputs import BlockFiles
+from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
 from axonseg.errors import InputError, StageError
 from axonseg.evaluate import EvaluationAccumulator, as_flat_skeletons
 from axonseg.io import Volume
@@ -27,6 +28,14 @@ logger = logging.getLogger(__name__)
 ReadSegmentations = Callable[[Roi], dict[Hashable, np.ndarray]]
 
 
+def _save_statistics(folder: Path, block_id: str, stats: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{block_id}.pkl"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(pickle.dumps(stats, protocol=pickle.HIGHEST_PROTOCOL))
+    os.replace(tmp, target)
+
+
 def accumulate_blockwise(
     gt: Volume,
     read_segmentations: ReadSegmentations,
@@ -34,12 +43,17 @@ def accumulate_blockwise(
     skeletons,  # noqa: ANN001 - any form axonseg.evaluate.as_flat_skeletons takes, or None
     block_shape: Sequence[int],
     spool_dir: Path,
-    markers: DoneMarkers | None = None,
+    run_dir: Path,
+    config: dict,
     mask: Volume | None = None,
     scheduler: str = "threads",
+    restart: bool = False,
     show_progress: bool = True,
 ) -> dict[Hashable, EvaluationAccumulator]:
     """Sum per-block evaluation statistics of every segmentation against ``gt``.
+
+    The blocks run as the declared stage ``evaluate`` (markers in ``run_dir/blocks``); its
+    per-block statistics are only a cache, so an interrupted run of another config is dropped.
 
     Args:
         gt: ground-truth labels (zyx, integer); its voxel size and offset place the skeletons.
@@ -48,9 +62,11 @@ def accumulate_blockwise(
         skeletons: gt skeletons in nm (zyx), or None to skip ERL.
         block_shape: block shape in voxels (zyx); blocks do not overlap.
         spool_dir: folder for per-block statistics (created; removed by the caller when done).
-        markers: done markers for resuming; None computes every block.
+        run_dir: the folder whose ``blocks/`` holds the done markers (resume).
+        config: everything the statistics depend on (keys the markers).
         mask: optional non-axon mask on the same grid (nonzero = not an axon).
         scheduler: dask scheduler spec.
+        restart: start again even where an interrupted run of this config left blocks.
         show_progress: draw a progress bar.
 
     Returns:
@@ -61,25 +77,24 @@ def accumulate_blockwise(
     """
     flat = as_flat_skeletons(skeletons) if skeletons is not None else None
     template = EvaluationAccumulator(flat, gt.voxel_size, gt.offset)
-    blocks = make_blocks(gt.spatial_shape, block_shape)
     spool_dir = Path(spool_dir)
-    if markers is None or markers.count() == 0:
-        shutil.rmtree(spool_dir, ignore_errors=True)
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    inputs = {"gt": Input(lambda roi: read_roi(gt, roi), gt.spatial_shape),
+              "segmentations": Input(read_segmentations, gt.spatial_shape)}
+    if mask is not None:
+        inputs["mask"] = Input(lambda roi: read_roi(mask, roi), gt.spatial_shape)
 
-    def process(block: Block) -> None:
-        roi = block.write_roi
-        gt_block = read_roi(gt, roi)
-        mask_block = read_roi(mask, roi) if mask is not None else None
-        segmentations = read_segmentations(roi)
-        stats = {key: template.block_statistics(segmentations[key], gt_block, roi.offset, mask_block) for key in keys}
-        target = spool_dir / f"{block.block_id}.pkl"
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(pickle.dumps(stats, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, target)
+    def process(data: BlockData) -> dict:
+        segmentations, mask_block = data["segmentations"], data.arrays.get("mask")
+        offset = data.block.write_roi.offset
+        return {key: template.block_statistics(segmentations[key], data["gt"], offset, mask_block) for key in keys}
 
-    run_blockwise(blocks, process, description="evaluate", markers=markers, scheduler=scheduler,
-                  show_progress=show_progress)
+    stage = Stage(
+        name="evaluate", volume_shape=gt.spatial_shape, block_shape=tuple(block_shape), inputs=inputs,
+        output=BlockFiles(spool_dir, ("{block_id}.pkl",), _save_statistics), process=process, config=config,
+        cache=True,
+    )
+    blocks = stage.blocks()
+    run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     accumulators = {key: EvaluationAccumulator(flat, gt.voxel_size, gt.offset) for key in keys}
     for block in blocks:
         path = spool_dir / f"{block.block_id}.pkl"

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from axonseg.blockwise import Block, Roi, make_blocks, run_blockwise
+from axonseg.blockwise import Roi
+from axonseg.blockwise.outputs import MemoryOutput
+from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
 from axonseg.connectome import (
-    apply_lut_to_ids,
     combine_contacts,
     contact_faces,
     group_by_chunk,
@@ -23,12 +24,15 @@ from axonseg.connectome import (
     points_to_voxels,
 )
 from axonseg.io import Volume
-from axonseg.io.luts import Lut
-from axonseg.pipelines._segment_source import apply_lut, read_roi, sort_lut
+from axonseg.pipelines._segment_source import read_roi
+from axonseg.segment import Lut, apply_lut
 
 logger = logging.getLogger(__name__)
 
-LutSource = Lut | Callable[[], Lut] | None
+LutPair = tuple[np.ndarray, np.ndarray]
+#: A LUT, a ``(fragment_ids, segment_ids)`` pair, or a function returning either (proofreading's
+#: ``ProofreadSession.current_lut``), or None.
+LutSource = Lut | LutPair | Callable[[], Lut | LutPair] | None
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class SegmentSource:
 
     Attributes:
         volume: the run's ``segmentation`` (no LUT) or ``fragments`` (with ``lut``), zyx.
-        lut: ``(fragment_ids, segment_ids)`` applied to the looked-up fragment ids, or None.
+        lut: applied to the looked-up fragment ids, or None.
         description: for messages and the export report.
     """
 
@@ -48,13 +52,13 @@ class SegmentSource:
     def read_segments(self, roi: Roi) -> np.ndarray:
         """Segment ids of a block inside the volume (the LUT applied to every voxel)."""
         block = read_roi(self.volume, roi)
-        return block if self.lut is None else apply_lut(block, self.lut, is_sorted=True)
+        return block if self.lut is None else apply_lut(block, self.lut)
 
 
 def make_source(volume: Volume, lut: LutSource, description: str) -> SegmentSource:
     """A :class:`SegmentSource`; ``lut`` may be a function returning the current LUT (proofreading)."""
     current = lut() if callable(lut) else lut
-    return SegmentSource(volume, None if current is None else sort_lut(current), description)
+    return SegmentSource(volume, None if current is None else Lut.of(current), description)
 
 
 def chunk_shape_of(volume: Volume) -> tuple[int, int, int]:
@@ -62,7 +66,7 @@ def chunk_shape_of(volume: Volume) -> tuple[int, int, int]:
     return tuple(int(c) for c in volume.data.chunksize[-3:])  # type: ignore[return-value]
 
 
-def segment_ids_at(source: SegmentSource, points_nm: np.ndarray, workers: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def segment_ids_at(source: SegmentSource, points_nm: np.ndarray, n_threads: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Segment id under each point, reading only the chunks that hold points.
 
     Points are grouped by storage chunk; each chunk that holds points is read once (in a
@@ -71,7 +75,7 @@ def segment_ids_at(source: SegmentSource, points_nm: np.ndarray, workers: int = 
     Args:
         source: the labels and LUT.
         points_nm: ``(N, 3)`` world points, nm, zyx (NaN allowed: treated as outside).
-        workers: threads reading chunks.
+        n_threads: threads reading chunks.
 
     Returns:
         ``(ids, inside)``: ``(N,)`` uint64 segment ids (0 where outside) and ``(N,)`` bool.
@@ -95,11 +99,11 @@ def segment_ids_at(source: SegmentSource, points_nm: np.ndarray, workers: int = 
         block = volume.read(tuple(slice(int(b), int(e)) for b, e in zip(begin, end)))
         return part, lookup_in_block(block, begin, sorted_voxels[part])
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, n_threads)) as pool:
         for part, values in pool.map(sample, range(len(groups))):
             ids[members_all[part]] = values.astype(np.uint64, copy=False)
     if source.lut is not None:
-        ids[rows] = apply_lut_to_ids(ids[rows], source.lut)
+        ids[rows] = apply_lut(ids[rows], source.lut)
     logger.info("looked up %d points in %d chunks of %s", len(rows), len(groups), source.description)
     return ids, inside
 
@@ -107,20 +111,23 @@ def segment_ids_at(source: SegmentSource, points_nm: np.ndarray, workers: int = 
 def contact_table(source: SegmentSource, block_shape: Sequence[int]) -> pd.DataFrame:
     """Contact areas and centres between every pair of touching segments (one pass, blockwise).
 
-    Each block reads one extra voxel on its far sides, so faces across block borders are
-    counted once, by the block that owns the near voxel.
+    Each block reads one extra voxel on its far sides (clipped at the volume), so faces across
+    block borders are counted once, by the block that owns the near voxel.
     """
     volume = source.volume
-    whole = Roi.of((0, 0, 0), volume.spatial_shape)
-    blocks = make_blocks(volume.spatial_shape, block_shape, context=((0, 0, 0), (1, 1, 1)))
-    parts: dict[int, pd.DataFrame] = {}
+    voxel_size, origin = np.asarray(volume.voxel_size), np.asarray(volume.offset)
 
-    def process(block: Block) -> None:
-        read = block.read_roi.intersect(whole)
-        labels = source.read_segments(read)
-        offset_nm = np.asarray(volume.offset) + np.asarray(read.offset) * np.asarray(volume.voxel_size)
-        parts[block.index] = contact_faces(labels, volume.voxel_size, offset_nm, owned_shape=block.write_roi.shape)
+    def process(data: BlockData) -> pd.DataFrame:
+        offset_nm = origin + np.asarray(data.read_roi.offset) * voxel_size
+        return contact_faces(data["segments"], volume.voxel_size, offset_nm, owned_shape=data.block.write_roi.shape)
 
-    # the shared executor (one block at a time) also hands each block's freed memory back
-    run_blockwise(blocks, process, description="contacts", scheduler="synchronous", show_progress=False)
-    return combine_contacts([parts[b.index] for b in blocks])
+    output = MemoryOutput()
+    stage = Stage(
+        name="contacts", volume_shape=volume.spatial_shape, block_shape=tuple(block_shape),
+        inputs={"segments": Input(source.read_segments, volume.spatial_shape)}, output=output, process=process,
+        config={"source": source.description, "block_shape": list(block_shape)},
+        context=((0, 0, 0), (1, 1, 1)), border="clip",
+    )
+    # one block at a time in this process; the shared executor hands each block's freed memory back
+    run_stage(stage, None, show_progress=False)
+    return combine_contacts([output.results[b.index] for b in stage.blocks()])

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from axonseg.blockwise import DoneMarkers, Roi
+from axonseg.blockwise import Roi
 from axonseg.io import Volume, group_exists, parse_address
 from axonseg.skeleton import SkeletonParams
 from axonseg.pipelines._segment_source import read_roi
@@ -68,7 +68,8 @@ def gt_skeletons(
         params: kimimaro settings for skeletonizing GT labels (AxonEM defaults).
         block_shape: write block shape in voxels (zyx).
         cache_dir: folder that caches skeletonized GT (``nodes.parquet``, ``edges.parquet``).
-        markers_root: folder of done markers (resume); None: no markers.
+        markers_root: the run's ``blocks/`` folder for done markers (resume); None: they stay
+            in the cache folder until the skeletons are cached.
         scheduler: dask scheduler spec.
         show_progress: draw a progress bar.
 
@@ -93,17 +94,15 @@ def gt_skeletons(
         logger.info("gt skeletons: %d cached in %s", len(skeletons), cache_dir)
         return skeletons, f"cached skeletons of {gt.source} in {cache_dir}"
 
-    markers = None
-    if markers_root is not None:
-        markers = DoneMarkers(markers_root, "evaluate-gt-skeletons", key, digest)
-        markers.prepare(restart=True if _other_config(markers, digest) else False)
+    # markers of an evaluation run live in its blocks/; a standalone evaluation keeps them in the cache
+    run_dir = Path(markers_root).parent if markers_root is not None else cache_dir / "run"
 
     def read_labels(roi: Roi):  # noqa: ANN202
         return read_roi(gt, roi)
 
     block_ids = skeletonize_blocks(
         read_labels, gt.spatial_shape, gt.voxel_size, gt.offset, params, block_shape, cache_dir / "blocks",
-        markers=markers, scheduler=scheduler, show_progress=show_progress, description="skeletonize gt",
+        run_dir, key, name="evaluate-gt-skeletons", cache=True, scheduler=scheduler, show_progress=show_progress,
     )
     cache_file.unlink(missing_ok=True)
     join_to_disk(cache_dir / "blocks", block_ids, cache_dir, *join_distances(gt.voxel_size, None, None), swc=False)
@@ -112,13 +111,6 @@ def gt_skeletons(
     tmp.write_text(json.dumps({"hash": digest, "key": key}, indent=1))
     os.replace(tmp, cache_file)
     shutil.rmtree(cache_dir / "blocks", ignore_errors=True)
-    if markers is not None:
-        markers.clear()
+    shutil.rmtree(cache_dir / "run", ignore_errors=True)
     logger.info("gt skeletons: %d skeletonized from %s, cached in %s", len(skeletons), gt.source, cache_dir)
     return skeletons, f"skeletons of {gt.source} (kimimaro, cached in {cache_dir})"
-
-
-def _other_config(markers: DoneMarkers, digest: str) -> bool:
-    """True when markers of another GT or other settings are in the way (they are only a cache)."""
-    meta = markers.directory / "_config.json"
-    return meta.exists() and json.loads(meta.read_text()).get("config_hash") != digest

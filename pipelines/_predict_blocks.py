@@ -1,5 +1,6 @@
-"""Block geometry and reading for the predict stage: the network's block grid, and a block's
-raw input with context, reflect-padded at the volume border exactly like ``predict_volume``.
+"""Block geometry of the predict stage: the network's block grid (the stage reads each block's
+input with ``border="mirror"``, reflect-padded exactly like ``predict_volume``), and the check
+of float raw input.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import numpy as np
 
 from axonseg.blockwise import Block, Roi, make_blocks
 from axonseg.errors import InputError
-from axonseg.io import Volume
 from axonseg.model import shapes
 from axonseg.model.config import ModelConfig
 
@@ -66,53 +66,6 @@ def predict_grid(cfg: ModelConfig, volume_shape: Sequence[int], block_shape: Seq
         read = Roi.of([s - c for s, c in zip(start, ctx)], in_shape)
         blocks.append(Block(block.index, block.write_roi, read))
     return PredictGrid(write, in_shape, ctx, blocks)  # type: ignore[arg-type]
-
-
-def pad_mode(volume_shape: Sequence[int]) -> str:
-    """numpy's pad mode ``predict_volume`` uses: reflect, or symmetric when an axis has 1 voxel
-    (reflection of a single voxel is undefined)."""
-    return "reflect" if min(volume_shape) > 1 else "symmetric"
-
-
-def mirror_indices(start: int, stop: int, size: int, mode: str) -> np.ndarray:
-    """Indices into an axis of ``size`` voxels for positions ``start..stop-1`` that may lie
-    outside it, mirrored as ``np.pad(mode=reflect|symmetric)`` does (also several times over,
-    for volumes smaller than the context)."""
-    positions = np.arange(start, stop)
-    if mode == "reflect":
-        if size == 1:
-            return np.zeros_like(positions)
-        period = 2 * (size - 1)
-        folded = np.mod(positions, period)
-        return np.where(folded < size, folded, period - folded)
-    period = 2 * size
-    folded = np.mod(positions, period)
-    return np.where(folded < size, folded, period - 1 - folded)
-
-
-def read_block(volume: Volume, roi: Roi, mode: str) -> np.ndarray:
-    """The raw voxels of ``roi`` (which may reach outside the volume), mirrored at the border.
-
-    Args:
-        volume: the raw volume (zyx or czyx).
-        roi: the read ROI in voxels (zyx), relative to the volume's first voxel.
-        mode: ``reflect`` or ``symmetric`` (see :func:`pad_mode`).
-
-    Returns:
-        ``(c, z, y, x)`` array of the volume's dtype (``c`` = 1 for a zyx volume).
-    """
-    spatial = volume.spatial_shape
-    indices = [mirror_indices(o, o + s, n, mode) for o, s, n in zip(roi.offset, roi.shape, spatial)]
-    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in indices)
-    lead = (slice(None),) * (volume.data.ndim - 3)
-    data = np.asarray(volume.data[lead + box].compute(scheduler="synchronous"))
-    if data.ndim == 3:
-        data = data[None]
-    inside = roi.intersect(Roi.of((0, 0, 0), spatial))
-    if inside == roi:
-        return data  # the common case: no border, no copy
-    local = [i - b.start for i, b in zip(indices, box)]
-    return data[np.ix_(np.arange(data.shape[0]), *local)]
 
 
 def check_finite(block: np.ndarray, source: str, roi: Roi) -> None:

@@ -1,104 +1,25 @@
-"""Plumbing shared by the segment stages: stage state (done / resume / fresh) keyed by a hash
-of the stage's config and its upstream, and the checked opening of affinities and mask.
+"""What the segment stages share: the checked opening of a run's affinities and mask, the
+state of a finished group, and chunks that tile a block.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import zarr
 
-from axonseg.blockwise import DoneMarkers, Roi
-from axonseg.blockwise.integrity import BlockNamedFiles, BlockOutputs, ZarrChunkFiles, summarize
+from axonseg.blockwise import Roi
+from axonseg.blockwise.stage import digest
 from axonseg.errors import InputError
 from axonseg.io import group_attrs, group_exists, open_level, open_volume
 from axonseg.segment import check_affinities
 from axonseg.pipelines.segment_config import SegmentConfig
 
 logger = logging.getLogger(__name__)
-
-StageStart = Literal["done", "resume", "fresh"]
-
-
-def digest(payload: dict[str, Any]) -> str:
-    """A short sha256 of ``payload``'s canonical JSON (the stage's config plus upstream hashes)."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def stage_outputs(run_dir: Path, stage: str) -> tuple[BlockOutputs, Path] | None:
-    """The files each block of a stage writes, and the stage's output (for messages), by the
-    stage's marker name; None for stages whose blocks write nothing to verify."""
-    store = Path(run_dir) / "volume.zarr"
-    zarr_groups = {"predict": "affinities", "fragments": "fragments", "relabel": "segmentation"}
-    if stage in zarr_groups:
-        return ZarrChunkFiles(store / zarr_groups[stage] / "s0"), store / zarr_groups[stage]
-    if stage == "graph":
-        folder = Path(run_dir) / "graph"
-        return BlockNamedFiles(folder, ("nodes/{block_id}.parquet", "edges/{block_id}.parquet")), folder
-    return None
-
-
-def begin_stage(markers: DoneMarkers, state: dict[str, Any] | None, config_hash: str, restart: bool) -> StageStart:
-    """Decide how a stage starts from its output's recorded state and its done markers.
-
-    ``done``: the output is complete for this very config and every file its blocks wrote is
-    still there at its recorded size (nothing to do). ``resume``: an interrupted run of this
-    config left markers, or a finished output lost or truncated files; done, intact blocks are
-    skipped and the rest computed. ``fresh``: no usable output; markers and the manifest log are
-    reset for this config and the caller (re)creates its output.
-
-    The markers' run folder is ``markers.directory.parent.parent`` (``RUN/blocks/<stage>``).
-
-    Raises:
-        StageError: an interrupted run of another config left markers and ``restart`` is False.
-    """
-    run_dir = markers.directory.parent.parent
-    outputs = stage_outputs(run_dir, markers.stage)
-    if outputs is not None:
-        markers.track(outputs[0], run_dir, where=str(outputs[1]))
-    state = state or {}
-    same = state.get("config_hash") == config_hash
-    if same and state.get("complete") and not restart:
-        markers.clear()  # left only if a run was killed between completing and clearing them
-        damaged = markers.damaged_blocks()
-        if not damaged:
-            return "done"
-        problems = [p for block_problems in damaged.values() for p in block_problems]
-        logger.warning("%s: %d finished block(s) lost or truncated output files (%s); computing them again",
-                       markers.stage, len(damaged), summarize(problems))
-        markers.reopen(damaged)
-        return "resume"
-    markers.prepare(restart)
-    if same and state.get("complete") is False and not restart:
-        if outputs is not None and not markers.log_path.exists():
-            markers.reset_log()  # an interrupted run from before manifests: record from now on
-        return "resume"
-    if state and not same:
-        logger.info("%s: made with another config before; computing it again", markers.stage)
-    markers.clear()
-    markers.prepare()
-    markers.reset_log()
-    return "fresh"
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def group_state(store: Path, name: str) -> dict[str, Any] | None:
@@ -197,32 +118,3 @@ def read_mask(mask, roi: Roi) -> np.ndarray | None:  # noqa: ANN001
     if hasattr(block, "compute"):
         block = block.compute(scheduler="synchronous")
     return np.asarray(block).astype(bool, copy=False)
-
-
-def median_threshold(thresholds: list[float]) -> float:
-    """The middle threshold (the lower of the two middles for an even count)."""
-    ordered = sorted(thresholds)
-    return ordered[(len(ordered) - 1) // 2]
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """What one segment stage did.
-
-    Attributes:
-        stage: ``fragments``, ``graph``, ``agglomerate`` or ``relabel``.
-        config_hash: hash of the stage's config and its upstream stages' hashes.
-        blocks: blocks of the stage (1 for the global agglomeration).
-        skipped: blocks skipped because an interrupted run had done them.
-        seconds: wall time of this call.
-        up_to_date: the output was already complete for this config; nothing was run.
-        details: stage-specific figures (graph size, LUT thresholds, the relabel threshold).
-    """
-
-    stage: str
-    config_hash: str
-    blocks: int
-    skipped: int
-    seconds: float
-    up_to_date: bool = False
-    details: dict[str, Any] | None = None

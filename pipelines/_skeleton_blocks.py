@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from axonseg.blockwise import Block, DoneMarkers, Roi, make_blocks, one_thread_per_process, run_blockwise
+from axonseg.blockwise import Roi, one_thread_per_process
+from axonseg.blockwise.outputs import BlockFiles
+from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
 from axonseg.blockwise.memory import return_large_allocations
 from axonseg.errors import StageError
 from axonseg.io.synapse_tables import write_table
@@ -71,6 +73,11 @@ def block_graphs_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame) -> dict[i
     return graphs
 
 
+def _save_graphs(folder: Path, block_id: str, graphs: dict[int, AxonGraph]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_block_graphs(folder, block_id, graphs)
+
+
 def skeletonize_blocks(
     read_labels: ReadLabels,
     shape: Sequence[int],
@@ -79,17 +86,21 @@ def skeletonize_blocks(
     params: SkeletonParams,
     block_shape: Sequence[int],
     work_dir: Path,
+    run_dir: Path,
+    config: dict,
     context: Sequence[int] | None = None,
-    markers: DoneMarkers | None = None,
+    name: str = "skeletonize",
     scheduler: str = "threads",
+    restart: bool = False,
+    cache: bool = False,
     show_progress: bool = True,
-    description: str = "skeletonize",
 ) -> list[str]:
     """Skeletonize every block of a label volume and store each block's pieces in ``work_dir``.
 
-    Each block reads its write ROI plus ``context`` clipped to the volume (nothing is padded),
-    skeletonizes it with the world offset of that clipped read region, keeps what it owns
-    (plus stubs) and stores the graphs as ``work_dir/<block_id>.{nodes,edges}.parquet``.
+    The blocks run as a declared stage (markers in ``run_dir/blocks/<name>``): each reads its
+    write ROI plus ``context`` clipped to the volume (nothing is padded), skeletonizes it with
+    the world offset of that clipped read region, keeps what it owns (plus stubs) and stores
+    the graphs as ``work_dir/<block_id>.{nodes,edges}.parquet``.
 
     Args:
         read_labels: returns the labels (zyx, integer) of a ROI inside the volume.
@@ -99,12 +110,16 @@ def skeletonize_blocks(
         params: kimimaro settings.
         block_shape: write-ROI shape in voxels, zyx.
         work_dir: folder for the per-block parquet files (created).
+        run_dir: the folder whose ``blocks/`` holds the done markers (resume).
+        config: everything the pieces depend on (keys the markers).
         context: voxels of context per side (zyx); None: :func:`default_context`.
-        markers: done markers for resuming; None computes every block.
+        name: the stage's name (markers, progress bar, log).
         scheduler: dask scheduler spec (see :func:`axonseg.blockwise.parse_scheduler`); a bare
             ``threads`` runs one block at a time (:func:`axonseg.blockwise.one_thread_per_process`).
+        restart: drop the markers of an interrupted run with another config.
+        cache: the pieces are only a cache (ground-truth skeletons): another config's markers
+            are dropped instead of refused.
         show_progress: draw a progress bar.
-        description: progress-bar label.
 
     Returns:
         The block ids, in block order; :func:`axonseg.pipelines._skeleton_join.join_to_disk`
@@ -113,31 +128,28 @@ def skeletonize_blocks(
     voxel = np.asarray(voxel_size, dtype=np.float64)
     origin = np.asarray(offset_nm, dtype=np.float64)
     context = tuple(context) if context is not None else default_context(tuple(voxel), params)
-    volume_roi = Roi.of((0, 0, 0), shape)
-    blocks = make_blocks(shape, block_shape, context)
-    work_dir = Path(work_dir)
-    if markers is None or markers.count() == 0:
-        shutil.rmtree(work_dir, ignore_errors=True)  # stale blocks of another block grid would join in
-    work_dir.mkdir(parents=True, exist_ok=True)
 
-    def process(block: Block) -> None:
+    def process(data: BlockData) -> dict[int, AxonGraph]:
         # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
         # resident in the thread's arena (once per process, dask workers included)
         return_large_allocations()
-        read = block.read_roi.intersect(volume_roi)
         # The read's uint64 block is copied into compact ids and dropped at once: only the
         # small copy (uint16 for < 65k segments) stays alive while kimimaro runs.
-        labels, segment_ids = compact_labels(read_labels(read))
-        write = block.write_roi.to_slices(relative_to=read.offset)
-        block_offset = origin + np.asarray(read.offset) * voxel
-        graphs = skeletonize_block(labels, tuple(voxel), block_offset, params, write_slices=write,
-                                   segment_ids=segment_ids)
-        write_block_graphs(work_dir, block.block_id, graphs)
+        labels, segment_ids = compact_labels(data.arrays.pop("labels"))
+        block_offset = origin + np.asarray(data.read_roi.offset) * voxel
+        return skeletonize_block(labels, tuple(voxel), block_offset, params, write_slices=data.write_slices,
+                                 segment_ids=segment_ids)
 
-    # kimimaro holds the GIL: on the threaded scheduler a second block in flight costs memory, not time
-    run_blockwise(blocks, process, description=description, markers=markers,
-                  scheduler=one_thread_per_process(scheduler), show_progress=show_progress)
-    return [block.block_id for block in blocks]
+    stage = Stage(
+        name=name, volume_shape=tuple(shape), block_shape=tuple(block_shape),
+        inputs={"labels": Input(read_labels, tuple(shape))},
+        output=BlockFiles(Path(work_dir), ("{block_id}.nodes.parquet", "{block_id}.edges.parquet"), _save_graphs),
+        process=process, config=config, context=(context, context), border="clip", cache=cache,
+        # kimimaro holds the GIL: on the threaded scheduler a second block in flight costs memory, not time
+        scheduler_for=one_thread_per_process,
+    )
+    run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
+    return [block.block_id for block in stage.blocks()]
 
 
 def join_distances(voxel_size: Sequence[float], attach_distance_nm: float | None,

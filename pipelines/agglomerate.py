@@ -15,8 +15,9 @@ import numpy as np
 
 from axonseg.errors import InputError
 from axonseg.io.luts import write_luts
-from axonseg.segment import RegionGraph, agglomerate, mutex_watershed
-from axonseg.pipelines._segment_stage import StageResult, digest, read_json, write_json
+from axonseg.segment import Lut, RegionGraph, agglomerate, mutex_watershed
+from axonseg.blockwise.outputs import read_json, write_json
+from axonseg.blockwise.stage import StageResult, digest
 from axonseg.pipelines.graph import graph_state, read_graph
 from axonseg.pipelines.segment_config import AgglomerateConfig, SegmentConfig
 
@@ -31,8 +32,8 @@ def agglomerate_state(run_dir: Path) -> dict | None:
     return read_json(Path(run_dir) / STATE_FILE)
 
 
-def make_luts(graph: RegionGraph, settings: AgglomerateConfig) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """``{threshold: (fragment_ids, segment_ids)}`` for every configured threshold.
+def make_luts(graph: RegionGraph, settings: AgglomerateConfig) -> dict[float, Lut]:
+    """``{threshold: Lut}`` for every configured threshold.
 
     ``mean`` and ``quantile`` merge hierarchically while 1 - affinity statistic <= threshold;
     ``mutex`` runs the mutex watershed with bias = 1 - threshold, so that a higher threshold
@@ -41,9 +42,9 @@ def make_luts(graph: RegionGraph, settings: AgglomerateConfig) -> dict[float, tu
     if settings.method == "mutex":
         luts = [mutex_watershed(graph, bias=1.0 - t, score=settings.mutex_score, quantile=settings.quantile)
                 for t in settings.thresholds]
-        return {t: (lut.fragment_ids, lut.segment_ids) for t, lut in zip(settings.thresholds, luts)}
+        return {t: made.lut for t, made in zip(settings.thresholds, luts)}
     luts = agglomerate(graph, settings.thresholds, score=settings.method, quantile=settings.quantile)
-    return {lut.threshold: (lut.fragment_ids, lut.segment_ids) for lut in luts}
+    return {made.threshold: made.lut for made in luts}
 
 
 def run_agglomerate(
@@ -93,7 +94,7 @@ def run_agglomerate(
         "config_hash": config_hash, "config": payload, "n_nodes": int(graph.n_nodes),
         "n_edges": int(graph.n_edges), "thresholds": sorted(luts), "read_seconds": read_seconds,
         "agglomerate_seconds": merge_seconds,
-        "segments": {str(t): int(len(np.unique(segment_ids))) for t, (_, segment_ids) in luts.items()},
+        "segments": {str(t): int(len(np.unique(lut.segment_ids))) for t, lut in luts.items()},
     }
     # written last: a run killed before this line recomputes instead of trusting partial LUTs
     write_json(run_dir / STATE_FILE, details)

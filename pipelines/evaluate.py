@@ -4,7 +4,6 @@ against ground truth, blockwise: ERL/NERL (AxonEM), VOI, adapted Rand, split and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -17,25 +16,17 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from axonseg.blockwise import DoneMarkers, Roi
+from axonseg.blockwise import Roi
 from axonseg.config import ShapeTriple, StrictModel, config_hash, load_config, save_resolved
-from axonseg.errors import InputError, StageError
+from axonseg.errors import InputError
 from axonseg.evaluate import SUMMARY_KEYS, EvaluationResult
 from axonseg.io import Volume, group_exists, open_volume
 from axonseg.skeleton import SkeletonParams
 from axonseg.pipelines._evaluate_blocks import accumulate_blockwise
 from axonseg.pipelines._gt_skeletons import gt_skeletons
-from axonseg.pipelines._segment_source import (
-    check_same_grid,
-    labels_for_evaluation,
-    lut_index,
-    open_labels,
-    read_roi,
-    remove_if_empty,
-    run_store,
-    write_best_threshold,
-)
+from axonseg.pipelines._segment_source import check_same_grid, open_labels, read_roi, remove_if_empty
 from axonseg.pipelines.evaluate_report import write_report
+from axonseg.pipelines.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +96,11 @@ def choose_best(rows: list[dict]) -> dict:
 
 
 def _score(
-    gt: Volume, read, keys, skeletons, config: EvaluateConfig, spool: Path, markers, mask, scheduler, show_progress  # noqa: ANN001
+    gt: Volume, read, keys, skeletons, config: EvaluateConfig, spool: Path, run_dir: Path, state: dict, mask,  # noqa: ANN001
+    scheduler, show_progress, restart: bool = False,  # noqa: ANN001
 ) -> tuple[list[dict], dict[Hashable, EvaluationResult]]:
-    accumulators = accumulate_blockwise(gt, read, keys, skeletons, config.block_shape, spool, markers, mask,
-                                        scheduler, show_progress)
+    accumulators = accumulate_blockwise(gt, read, keys, skeletons, config.block_shape, spool, run_dir, state, mask=mask,
+                                        scheduler=scheduler, restart=restart, show_progress=show_progress)
     results = {
         key: acc.finish(config.merge_threshold, config.mask_threshold, config.erl_intervals)
         for key, acc in accumulators.items()
@@ -168,33 +160,28 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     config = config or EvaluateConfig()
-    store = run_store(run_dir)
+    run = RunFolder(run_dir)
+    store = run.store
     if gt is None:
         if not group_exists(store, "labels"):
             raise InputError(f"{run_dir}: no ground truth given and the run has no volume.zarr/labels; pass --gt")
         gt = store / "labels"
-    labels = labels_for_evaluation(run_dir)
+    labels = run.labels_for_evaluation()
     gt_volume = open_labels(gt, "gt")
     check_same_grid(labels.volume, gt_volume)
     mask_volume = _open_mask(mask, gt_volume)
     digest = config_hash(config)
-    blocks_root = run_dir / "blocks"
+    blocks_root = run.blocks_dir
     skeletons, skeleton_source = gt_skeletons(gt, gt_volume, config.skeleton, config.block_shape,
-                                              run_dir / "skeletons" / "gt", blocks_root, scheduler, show_progress)
+                                              run.skeletons_dir / "gt", blocks_root, scheduler, show_progress)
     state = {**config.model_dump(mode="json"), "gt": gt_volume.source, "pred": labels.describe(),
-             "luts": lut_index(run_dir), "mask": None if mask is None else str(mask)}
-    markers = DoneMarkers(blocks_root, STAGE, state, _state_hash(state))
-    try:
-        markers.prepare(restart)
-    except StageError:  # partial statistics are a cache: another config simply starts afresh
-        logger.info("evaluate: earlier partial statistics belong to another config; starting again")
-        markers.prepare(restart=True)
+             "luts": run.lut_index(), "mask": None if mask is None else str(mask)}
     spool = blocks_root / f"{STAGE}-stats"
-    rows, results = _score(gt_volume, labels.read, labels.keys, skeletons, config, spool, markers, mask_volume,
-                           scheduler, show_progress)
+    rows, results = _score(gt_volume, labels.read, labels.keys, skeletons, config, spool, run.path, state, mask_volume,
+                           scheduler, show_progress, restart)
     best = choose_best(rows)
     best_result = results[best["threshold"]]
-    reports = run_dir / "reports"
+    reports = run.reports_dir
     json_path, html_path = write_report(
         rows, best, _lengths(best_result, "skeleton_lengths_nm"), _lengths(best_result, "run_lengths_nm"),
         best_result.split_merge.splits.to_records(config.report_rows) if best_result.split_merge else [],
@@ -205,9 +192,8 @@ def evaluate_run(
     _write_json(json_path, {**_headline(best), "best_threshold": best["threshold"], "criterion": CRITERION,
                             "gt": gt_volume.source, "pred": labels.describe(), "gt_skeletons": skeleton_source,
                             "config_hash": digest, **written})
-    write_best_threshold(run_dir, {"threshold": best["threshold"], "criterion": CRITERION, **_headline(best)})
+    run.write_best_threshold({"threshold": best["threshold"], "criterion": CRITERION, **_headline(best)})
     save_resolved(config, reports / "evaluate.config.yaml", job=STAGE)
-    markers.clear()
     shutil.rmtree(spool, ignore_errors=True)
     remove_if_empty(blocks_root)
     logger.info("evaluate: best threshold %s (nerl %s) of %d; report in %s", best["threshold"], best["nerl"],
@@ -263,7 +249,8 @@ def evaluate_arrays_blockwise(
         def read(roi: Roi) -> dict:
             return {None: read_roi(pred, roi)}
 
-        rows, results = _score(gt, read, [None], skeletons, config, work / "stats", None, mask_volume, scheduler,
+        state = {**config.model_dump(mode="json"), "gt": gt.source, "pred": pred.source}
+        rows, results = _score(gt, read, [None], skeletons, config, work / "stats", work, state, mask_volume, scheduler,
                                show_progress)
     digest = config_hash(config)
     if json_path is not None:
@@ -273,11 +260,6 @@ def evaluate_arrays_blockwise(
         _write_json(json_path, _json_safe(payload))
         save_resolved(config, json_path.with_name(json_path.stem + ".config.yaml"), job=STAGE)
     return EvaluationReport(rows, rows[0], results, json_path, None, skeleton_source, digest)
-
-
-def _state_hash(state: dict) -> str:
-    """A short hash of a JSON-able dict (the evaluation's inputs, for its done markers)."""
-    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _lengths(result: EvaluationResult, name: str):  # noqa: ANN202

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
 from axonseg.config import StrictModel, Triple, config_hash, load_config, save_resolved
 from axonseg.connectome import (
@@ -39,9 +39,10 @@ from axonseg.connectome.nir_graph import LifParams
 from axonseg.errors import ConfigError, InputError, OutputExistsError
 from axonseg.io import group_exists, open_volume
 from axonseg.io.synapse_tables import read_table
-from axonseg.pipelines._export_lookup import LutSource, contact_table, make_source, segment_ids_at
+from axonseg.pipelines._export_lookup import LutSource, SegmentSource, contact_table, make_source, segment_ids_at
 from axonseg.pipelines._export_writers import FORMATS, write_formats
-from axonseg.pipelines._segment_source import check_label_volume, labels_for_skeletons, run_store
+from axonseg.pipelines._segment_source import check_label_volume
+from axonseg.pipelines.run_folder import RunFolder
 from axonseg.pipelines.skeletonize import open_run_skeletons
 from axonseg.pipelines.synth import read_synth_synapses
 
@@ -63,7 +64,7 @@ class ExportConfig(StrictModel):
     min_confidence: float | None = Field(None, description="drop synapses below this confidence")
     proxy_min_area_nm2: float = Field(50000.0, ge=0, description="contact PROXY: smallest contact area in nm^2")
     proxy_block_shape: tuple[int, int, int] = Field((64, 256, 256), description="contact PROXY block shape (voxels, z y x)")
-    threshold: float | None = Field(None, description="LUT threshold; default segmentation/, else the evaluated best")
+    threshold: float | None = Field(None, description="LUT threshold; default the evaluated best, else the median LUT")
     delays: bool = Field(True, description="compute delays from skeleton path lengths (needs `axonseg skeletonize`)")
     synaptic_delay_ms: float = Field(0.5, ge=0, description="synaptic delay in ms")
     conduction_velocity_m_per_s: float = Field(0.3, gt=0, description="axonal conduction velocity in m/s")
@@ -80,7 +81,8 @@ class ExportConfig(StrictModel):
     lif_tau_syn_ms: float = 5.0
     lif_tau_mem_ms: float = 20.0
     lif_v_threshold: float = 1.0
-    lookup_workers: int = Field(4, ge=1, description="threads reading chunks for the point lookup")
+    n_threads: int = Field(4, ge=1, validation_alias=AliasChoices("n_threads", "lookup_workers"),
+                           description="threads reading chunks for the point lookup (lookup_workers is the old name)")
 
     @field_validator("weight_by")
     @classmethod
@@ -131,17 +133,17 @@ def _read_synapses(address: str, config: ExportConfig) -> pd.DataFrame:
     return table
 
 
-def _label_source(run_dir: Path, config: ExportConfig, lut: LutSource):  # noqa: ANN202
+def _label_source(run: RunFolder, config: ExportConfig, lut: LutSource) -> SegmentSource:
+    """The given (proofread) LUT on the fragments, else the labels the run folder shows."""
     if lut is not None:
-        store = run_store(run_dir)
+        store = run.store
         if not group_exists(store, "fragments"):
-            raise InputError(f"{run_dir}: a LUT was given but the run has no volume.zarr/fragments to apply it to")
+            raise InputError(f"{run.path}: a LUT was given but the run has no volume.zarr/fragments to apply it to")
         volume = open_volume(store / "fragments")
         check_label_volume(volume, "fragments")
         return make_source(volume, lut, f"{volume.source} with the given (current) LUT")
-    labels, threshold = labels_for_skeletons(run_dir, config.threshold)
-    stored = labels.luts[threshold] if threshold is not None else None
-    return make_source(labels.volume, stored, labels.describe())
+    labels = run.labels(config.threshold)
+    return make_source(labels.volume, labels.lut, labels.describe())
 
 
 def _prepare_output(run_dir: Path, overwrite: bool) -> tuple[Path, Path]:
@@ -168,7 +170,8 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
         overwrite: replace an existing ``RUN/connectome``.
         config: export settings; defaults when None.
         lut: the current fragment -> segment LUT, or a function returning it (proofreading);
-            None: ``segmentation/`` or the run's stored LUT.
+            None: the labels the run folder shows at ``config.threshold``
+            (:meth:`RunFolder.labels`).
         skeletons: ``{segment_id: AxonGraph}`` to use instead of ``RUN/skeletons`` (e.g. updated
             after edits).
 
@@ -180,13 +183,14 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
     chosen = _formats(formats)
     if target is not None and target not in TARGETS:
         raise ConfigError(f"--target {target!r}: expected one of {list(TARGETS)}")
-    run_store(run_dir)
+    run = RunFolder(run_dir)
+    run.store  # noqa: B018 - refuses a folder that is not a run before anything is written
     with_delays = config.delays and target != "brainscales2"
-    if with_delays and skeletons is None and not (run_dir / "skeletons" / "nodes.parquet").exists():
+    if with_delays and skeletons is None and not (run.skeletons_dir / "nodes.parquet").exists():
         raise InputError(f"{run_dir}: delays need skeletons and the run has none; run `axonseg skeletonize {run_dir}` "
                          "first (or set delays: false)")
     folder, tmp = _prepare_output(run_dir, overwrite)
-    source = _label_source(run_dir, config, lut)
+    source = _label_source(run, config, lut)
     address = synapses if synapses is not None else config.synapses
     proxy = address is None
     if proxy:
@@ -197,7 +201,7 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
     else:
         table = _read_synapses(str(address), config)
         pre, post = synapse_points(table)
-        ids, inside = segment_ids_at(source, np.concatenate([pre, post]), config.lookup_workers)
+        ids, inside = segment_ids_at(source, np.concatenate([pre, post]), config.n_threads)
         inside = inside[: len(table)] & inside[len(table):]
         table["pre_id"], table["post_id"] = ids[: len(table)], ids[len(table):]
     pre, post = synapse_points(table)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from axonseg.blockwise import Block, DoneMarkers, make_blocks, run_blockwise
+from axonseg.blockwise import Roi
+from axonseg.blockwise.outputs import PyramidLevel
+from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
 from axonseg.config import IngestConfig, config_hash, save_resolved
 from axonseg.errors import InputError, OutputExistsError
-from axonseg.io import create_multiscale, group_attrs, group_exists, mark_complete, open_level, open_volume, write_block
+from axonseg.io import create_multiscale, group_attrs, group_exists, mark_complete, open_level, open_volume
 from axonseg.io.pyramid import downsample, pyramid_factors
 from axonseg.io.zarr_config import chunk_concurrency, concurrency_for
 from axonseg.io.volume import Volume
@@ -123,51 +125,62 @@ def ingest_volume(
                                               "source": volume.source},
             overwrite=overwrite,
         )
-    markers_root = store.parent / "blocks"
     skipped = 0
     block_shape = tuple(c * config.blocks_per_task for c in chunks)
+    mode = "mean" if config.kind == "raw" else config.label_downsampling
     # a block is many small chunks here: encode several at once (measured 15-20% faster than
     # one at a time for 64³ uint8), within a byte budget per block
     chunk_nbytes = int(np.prod(chunks)) * np.dtype(volume.dtype).itemsize
     with chunk_concurrency(concurrency_for(chunk_nbytes)):
         for level in range(len(factors) + 1):
-            target = open_level(store, name, level)
-            markers = DoneMarkers(markers_root, f"ingest-{store.stem}-{name}-s{level}", resolved.model_dump(mode="json"), digest)
-            markers.prepare(restart=not resume)
-            blocks = make_blocks(target.shape, block_shape)
+            output = PyramidLevel(store, name, level)
             if level == 0:
-                process = _copy_block(volume, target)
+                source = Input(_volume_reader(volume), shape)
+                process = _cast(np.dtype(volume.dtype))
             else:
-                mode = "mean" if config.kind == "raw" else config.label_downsampling
-                process = _downsample_block(open_level(store, name, level - 1, mode="r"), target, factors[level - 1], mode)
-            summary = run_blockwise(
-                blocks, process, description=f"ingest {name}/s{level}", markers=markers,
-                scheduler=scheduler, show_progress=show_progress,
+                previous = open_level(store, name, level - 1, mode="r")
+                source = Input(_finer_reader(previous, factors[level - 1]), tuple(output.array.shape))
+                process = _downsampled(factors[level - 1], mode)
+            stage = Stage(
+                name=f"ingest-{store.stem}-{name}-s{level}", volume_shape=tuple(output.array.shape),
+                block_shape=block_shape, inputs={"data": source}, output=output, process=process,
+                config=resolved.model_dump(mode="json"),
             )
+            summary = run_stage(stage, store.parent, scheduler=scheduler, restart=not resume and level == 0,
+                                show_progress=show_progress)
             skipped += summary.skipped
     mark_complete(store, name)
     save_resolved(resolved, store.parent / f"{store.stem}.{name}.config.yaml", job="ingest")
-    for level in range(len(factors) + 1):
-        DoneMarkers(markers_root, f"ingest-{store.stem}-{name}-s{level}", {}, digest).clear()
-    if markers_root.exists() and not any(markers_root.iterdir()):
-        markers_root.rmdir()
     return IngestResult(store, name, shape, volume.voxel_size, factors, digest, skipped)
 
 
-def _copy_block(volume: Volume, target) -> callable:  # noqa: ANN001
-    def process(block: Block) -> None:
-        data = volume.data[block.write_roi.to_slices()].compute(scheduler="synchronous")
-        write_block(target, np.asarray(data, dtype=target.dtype), block.write_roi.offset)
+def _volume_reader(volume: Volume):  # noqa: ANN202
+    def read(roi: Roi) -> np.ndarray:
+        return np.asarray(volume.data[roi.to_slices()].compute(scheduler="synchronous"))
+
+    return read
+
+
+def _finer_reader(previous, factor: tuple[int, int, int]):  # noqa: ANN001, ANN202
+    """Reads the voxels of the finer level under a ROI of the coarser one (clipped at its end)."""
+
+    def read(roi: Roi) -> np.ndarray:
+        begin = [o * f for o, f in zip(roi.offset, factor)]
+        end = [min((o + s) * f, limit) for o, s, f, limit in zip(roi.offset, roi.shape, factor, previous.shape)]
+        return previous[tuple(slice(b, e) for b, e in zip(begin, end))]
+
+    return read
+
+
+def _cast(dtype: np.dtype):  # noqa: ANN202
+    def process(data: BlockData) -> np.ndarray:
+        return np.asarray(data["data"], dtype=dtype)
 
     return process
 
 
-def _downsample_block(previous, target, factor, mode: str) -> callable:  # noqa: ANN001
-    def process(block: Block) -> None:
-        roi = block.write_roi
-        begin = [o * f for o, f in zip(roi.offset, factor)]
-        end = [min((o + s) * f, limit) for o, s, f, limit in zip(roi.offset, roi.shape, factor, previous.shape)]
-        fine = previous[tuple(slice(b, e) for b, e in zip(begin, end))]
-        write_block(target, downsample(fine, factor, mode), roi.offset)  # type: ignore[arg-type]
+def _downsampled(factor: tuple[int, int, int], mode: str):  # noqa: ANN202
+    def process(data: BlockData) -> np.ndarray:
+        return downsample(data["data"], factor, mode)  # type: ignore[arg-type]
 
     return process

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,21 +19,20 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
-from axonseg.blockwise import Block, DoneMarkers, parse_scheduler, run_blockwise
-from axonseg.blockwise.executor import full_disk_named
-from axonseg.blockwise.progress import block_progress
+from axonseg.blockwise import Roi, parse_scheduler
+from axonseg.blockwise.outputs import ZarrOutput
+from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
 from axonseg.config import ShapeTriple, StrictModel, load_config
 from axonseg.errors import InputError, StageError
-from axonseg.io import Volume, create_multiscale, mark_complete, open_level, open_volume, write_block
+from axonseg.io import Volume, open_volume
 from axonseg.model import Predictor, load_model, shapes
 from axonseg.model.checkpoint import model_config_from_json
 from axonseg.model.config import ModelConfig
 from axonseg.model.unet import AffinityNet
-from axonseg.pipelines._predict_blocks import PredictGrid, check_finite, pad_mode, predict_grid, read_block
-from axonseg.pipelines._segment_source import remove_if_empty
-from axonseg.pipelines._segment_stage import begin_stage, chunk_shape_for, digest, group_state
+from axonseg.pipelines._predict_blocks import check_finite, predict_grid
+from axonseg.pipelines._segment_stage import chunk_shape_for
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +54,10 @@ class PredictConfig(StrictModel):
     precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: float16 AMP on CUDA, bfloat16 on CPUs where it is measured faster, else float32"
     )
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's default (all cores)")
+    n_threads: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("n_threads", "num_threads"),
+        description="torch CPU threads; null: torch's default (all cores); num_threads is the old name",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
 
 
@@ -157,86 +158,53 @@ def _file_hash(path: Path) -> str:
 
 
 @contextmanager
-def _torch_threads(num_threads: int | None) -> Iterator[None]:
+def _torch_threads(n_threads: int | None) -> Iterator[None]:
     before = torch.get_num_threads()
-    if num_threads:
-        torch.set_num_threads(num_threads)
+    if n_threads:
+        torch.set_num_threads(n_threads)
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
-def _batches(blocks: Sequence[Block], size: int) -> list[list[Block]]:
-    return [list(blocks[i : i + size]) for i in range(0, len(blocks), size)]
-
-
-def _write_outputs(target, batch: list[Block], grid: PredictGrid, result: np.ndarray, markers: DoneMarkers) -> None:  # noqa: ANN001
-    for block, values in zip(batch, result):
-        # the network's output starts at the block's write offset; keep the part inside the volume
-        centre = (slice(None),) + tuple(slice(0, s) for s in block.write_roi.shape)
-        with full_disk_named(markers.where or STAGE, block, len(grid.blocks)):
-            write_block(target, np.ascontiguousarray(values[centre]), block.write_roi.offset)
-            markers.mark_done(block)
-
-
-def _run_local(
-    volume: Volume, predictor: Predictor, grid: PredictGrid, todo: list[Block], target, markers: DoneMarkers,  # noqa: ANN001
-    batch_size: int, progress,  # noqa: ANN001
-) -> None:
-    """One worker: the network runs batch i while one thread reads batch i+1 and another
-    writes batch i-1 (zarr compression and dask reads release the GIL)."""
-    mode = pad_mode(volume.spatial_shape)
-
-    def read(batch: list[Block]) -> np.ndarray:
-        raws = []
-        for block in batch:
-            raw = read_block(volume, block.read_roi, mode)
-            check_finite(raw, volume.source, block.read_roi)
-            raws.append(raw)
-        return np.stack(raws)
-
-    batches = _batches(todo, batch_size)
-    with ThreadPoolExecutor(1, thread_name_prefix="predict-read") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="predict-write") as writer:
-        pending_read: Future | None = reader.submit(read, batches[0]) if batches else None
-        pending_write: Future | None = None
-        for index, batch in enumerate(batches):
-            raws = pending_read.result()  # type: ignore[union-attr]
-            pending_read = reader.submit(read, batches[index + 1]) if index + 1 < len(batches) else None
-            result = predictor.predict_batch(raws, volume.voxel_size)
-            if pending_write is not None:
-                pending_write.result()  # surfaces a write error, keeps at most one batch in flight
-            pending_write = writer.submit(_write_outputs, target, batch, grid, result, markers)
-            pending_write.add_done_callback(
-                lambda f, n=sum(b.write_roi.size for b in batch), k=len(batch): f.exception() or progress.advance(n, blocks=k)
-            )
-        if pending_write is not None:
-            pending_write.result()
-
-
 _WORKER_PREDICTORS: dict[tuple, Predictor] = {}
 
 
-def _distributed_process(model_path: str, settings: dict, volume: Volume, grid: PredictGrid, store: str,  # noqa: ANN202
-                         num_threads: int | None = None):
-    """A picklable per-block job for dask workers: each worker loads the model once and uses
-    ``num_threads`` torch threads (None: torch's default, every core of the node)."""
+def _raw_reader(volume: Volume) -> Callable[[Roi], np.ndarray]:
+    """Reads a ROI inside the raw volume as ``(c, z, y, x)`` (``c`` = 1 for a zyx volume)."""
+    lead = (slice(None),) * (volume.data.ndim - 3)
+
+    def read(roi: Roi) -> np.ndarray:
+        data = np.asarray(volume.data[lead + roi.to_slices()].compute(scheduler="synchronous"))
+        return data[None] if data.ndim == 3 else data
+
+    return read
+
+
+def _network(predictor: Predictor | None, model_path: str, settings: dict, volume: Volume,  # noqa: ANN202
+             n_threads: int | None):
+    """``process_batch`` of the stage: the network on a batch of blocks, each cut to its write
+    ROI. With ``predictor`` None (a dask worker), each worker loads the model once and uses
+    ``n_threads`` torch threads (None: torch's default, every core of the node)."""
     key = (model_path, tuple(sorted(settings.items())))
 
-    def process(block: Block) -> None:
-        if key not in _WORKER_PREDICTORS:
-            if num_threads:  # several worker processes per node must not each take every core
-                torch.set_num_threads(num_threads)
-            _WORKER_PREDICTORS[key] = Predictor(load_model(model_path), **settings)
-        predictor = _WORKER_PREDICTORS[key]
-        raw = read_block(volume, block.read_roi, pad_mode(volume.spatial_shape))
-        check_finite(raw, volume.source, block.read_roi)
-        values = predictor(raw, volume.voxel_size)
-        centre = (slice(None),) + tuple(slice(0, s) for s in block.write_roi.shape)
-        write_block(open_level(Path(store), STAGE, 0), np.ascontiguousarray(values[centre]), block.write_roi.offset)
+    def process_batch(batch: list[BlockData]) -> list[np.ndarray]:
+        network = predictor
+        if network is None:
+            if key not in _WORKER_PREDICTORS:
+                if n_threads:  # several worker processes per node must not each take every core
+                    torch.set_num_threads(n_threads)
+                _WORKER_PREDICTORS[key] = Predictor(load_model(model_path), **settings)
+            network = _WORKER_PREDICTORS[key]
+        for data in batch:
+            check_finite(data["raw"], volume.source, data.read_roi)
+        result = network.predict_batch(np.stack([data["raw"] for data in batch]), volume.voxel_size)
+        # the network's output starts at the block's write offset; keep the part inside the volume
+        return [np.ascontiguousarray(values[(slice(None),) + tuple(slice(0, s) for s in data.block.write_roi.shape)])
+                for data, values in zip(batch, result)]
 
-    return process
+    return process_batch
 
 
 def run_predict(
@@ -289,7 +257,7 @@ def run_predict(
         )
     grid = predict_grid(cfg, volume.spatial_shape, config.block_shape)
     device = None if config.device == "auto" else config.device
-    with _torch_threads(config.num_threads):
+    with _torch_threads(config.n_threads):
         predictor = Predictor(model, device=device, output_dtype=config.output_dtype, precision=config.precision)
     offsets = [list(o) for o in cfg.offsets]
     payload = {
@@ -300,48 +268,24 @@ def run_predict(
         "output_dtype": config.output_dtype,
         "precision": predictor.precision,
     }
-    config_hash = digest(payload)
-    markers = DoneMarkers(run_dir / "blocks", MARKER_STAGE, payload, config_hash)
-    state = group_state(store, STAGE) if store.is_dir() else None
-    start = begin_stage(markers, state, config_hash, restart)
-
-    def result(skipped: int, up_to_date: bool = False) -> PredictResult:
-        return PredictResult(store, path, volume.spatial_shape, offsets, len(grid.blocks), skipped,
-                             predictor.precision, time.perf_counter() - started, config_hash, up_to_date)
-
-    if start == "done":
-        logger.info("predict: up to date (config %s)", config_hash)
-        return result(0, up_to_date=True)
-    if start == "fresh":
-        create_multiscale(
-            store, STAGE, volume.spatial_shape, np.uint8 if config.output_dtype == "uint8" else np.float16,
-            volume.voxel_size, volume.offset, chunk_shape_for(grid.write_shape), factors=[],
-            channels=len(offsets), attrs={"offsets": offsets, "model": str(path), "config_hash": config_hash,
-                                          "config": payload},
-            overwrite=True,
-        )
-    target = open_level(store, STAGE, 0)
-    todo = [b for b in grid.blocks if not markers.is_done(b)]
-    skipped = len(grid.blocks) - len(todo)
-    if skipped:
-        logger.info("predict: resuming: %d of %d blocks already done, skipped", skipped, len(grid.blocks))
+    settings = {"device": device, "output_dtype": config.output_dtype, "precision": predictor.precision}
+    kind, _, _ = parse_scheduler(scheduler)
+    network = _network(predictor if kind in ("synchronous", "threads") else None, str(path), settings, volume,
+                       config.n_threads)
+    output = ZarrOutput(store, STAGE, volume.spatial_shape, np.uint8 if config.output_dtype == "uint8" else np.float16,
+                        volume.voxel_size, volume.offset, chunk_shape_for(grid.write_shape),
+                        attrs={"offsets": offsets, "model": str(path)}, channels=len(offsets))
+    stage = Stage(
+        name=MARKER_STAGE, volume_shape=volume.spatial_shape, block_shape=grid.write_shape,
+        inputs={"raw": Input(_raw_reader(volume), volume.spatial_shape)}, output=output, process=None,
+        process_batch=network, batch_size=config.batch_size, config=payload, fit="overhang", border="mirror",
+        context=(grid.context, tuple(i - w - c for i, w, c in zip(grid.input_shape, grid.write_shape, grid.context))),
+    )
     logger.info(
         "predict: %d blocks of %s voxels (input %s) with %s, precision %s, on %s",
-        len(todo), grid.write_shape, grid.input_shape, path, predictor.precision, predictor.device,
+        len(grid.blocks), grid.write_shape, grid.input_shape, path, predictor.precision, predictor.device,
     )
-    kind, _, _ = parse_scheduler(scheduler)
-    with _torch_threads(config.num_threads):
-        if kind in ("synchronous", "threads"):
-            with block_progress("predict", total=len(grid.blocks), enabled=show_progress) as progress:
-                progress.advance(sum(b.write_roi.size for b in grid.blocks) - sum(b.write_roi.size for b in todo), blocks=skipped)
-                _run_local(volume, predictor, grid, todo, target, markers, config.batch_size, progress)
-        else:
-            settings = {"device": device, "output_dtype": config.output_dtype, "precision": predictor.precision}
-            run_blockwise(todo, _distributed_process(str(path), settings, volume, grid, str(store), config.num_threads),
-                          description="predict", markers=markers, scheduler=scheduler, show_progress=show_progress)
-    mark_complete(store, STAGE)
-    markers.clear()
-    remove_if_empty(run_dir / "blocks")
-    out = result(skipped)
-    logger.info("predict: %d blocks (%d resumed) in %.1f s -> %s", out.blocks, skipped, out.seconds, store / STAGE)
-    return out
+    with _torch_threads(config.n_threads):
+        ran = run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
+    return PredictResult(store, path, volume.spatial_shape, offsets, ran.blocks, ran.skipped, predictor.precision,
+                         time.perf_counter() - started, ran.config_hash, ran.up_to_date)

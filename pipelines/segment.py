@@ -1,7 +1,8 @@
 """``axonseg segment``: one command from raw EM to a connectome, chaining the stage pipelines.
 
 predict -> fragments -> graph -> agglomerate -> relabel -> (evaluate, when ground truth is
-given; the segmentation is then relabelled at the best threshold) -> skeletonize -> export.
+given; the segmentation is then relabelled at the best threshold unless the config sets
+``segment.relabel_threshold``) -> skeletonize -> export.
 Every stage keeps its own done markers and config hash, so re-running the same command after
 an interruption resumes where it stopped. The run folder records the config and the inputs it
 was made from; a different config, raw or model is refused (naming what changed) unless
@@ -24,11 +25,12 @@ from axonseg.blockwise import changed_keys
 from axonseg.config import StrictModel, load_config, save_resolved
 from axonseg.errors import ConfigError, OutputExistsError
 from axonseg.io import open_volume
-from axonseg.pipelines._segment_stage import write_json
+from axonseg.blockwise.outputs import write_json
 from axonseg.pipelines.evaluate import EvaluateConfig, evaluate_run
 from axonseg.pipelines.export import ExportConfig, run_export
 from axonseg.pipelines.predict import PredictConfig, run_predict
 from axonseg.pipelines.relabel import run_relabel
+from axonseg.pipelines.run_folder import RunFolder
 from axonseg.pipelines.segment_config import SegmentConfig
 from axonseg.pipelines.segment_stages import run_segment_stages
 from axonseg.pipelines.skeletonize import SkeletonizeConfig, run_skeletonize
@@ -83,7 +85,8 @@ def run_segment(
         run_dir: the run folder.
         config: per-stage settings; defaults everywhere when None.
         model: the U-Net (.pt); default: the shipped model for the raw's voxel size.
-        gt: ground-truth labels; when given, every threshold is evaluated and the best is used.
+        gt: ground-truth labels; when given, every threshold is evaluated and the best is used
+            (unless ``config.segment.relabel_threshold`` sets one); recorded in ``inputs.json``.
         synapses: a synapse table for the export; default: the contact proxy.
         scheduler: dask scheduler spec for the blockwise stages.
         restart: accept a changed config, raw or model, and start the stages again from the
@@ -95,7 +98,8 @@ def run_segment(
     inputs = run_inputs(raw, model)
     changed = check_run_dir(run_dir, config, inputs, restart)
     digest = save_resolved(config, run_dir / CONFIG_FILE, job=JOB)
-    write_json(run_dir / INPUTS_FILE, inputs)
+    # gt is recorded for the run folder's inputs() only: another gt re-evaluates, it is no new run
+    write_json(run_dir / INPUTS_FILE, {**inputs, "gt": _resolved(gt) if gt is not None else None})
     with run_log(run_dir / "run.log"):
         plan = restart_plan(changed, restart)
         if restart:
@@ -165,7 +169,8 @@ def check_run_dir(run_dir: Path, config: PipelineConfig, inputs: dict, restart: 
     new = {"config": config.model_dump(mode="json")}
     inputs_file = run_dir / INPUTS_FILE
     if inputs_file.exists():  # runs made before inputs were recorded are compared by config only
-        old.update(json.loads(inputs_file.read_text()))
+        recorded = json.loads(inputs_file.read_text())
+        old.update({key: value for key, value in recorded.items() if key != "gt"})
         new.update(inputs)
     keys = [k.removeprefix("config.") for k in changed_keys(old, new)]
     if keys and not restart:
@@ -232,8 +237,10 @@ def _run_stages(raw, run_dir: Path, config: PipelineConfig, digest: str, model, 
     if gt is not None:
         report = evaluate_run(run_dir, gt, config.evaluate, **common("evaluate"))
         summary = dict(report.best)
-        if report.best_threshold is not None and report.best_threshold != threshold:
-            threshold = report.best_threshold
+        # the run folder's one rule, now with the evaluated best: the configured threshold, else the best
+        chosen = RunFolder(run_dir).choose_threshold(configured=config.segment.relabel_threshold)
+        if chosen != threshold:
+            threshold = chosen
             run_relabel(run_dir, config.segment, threshold=threshold, **common("segment"))
     skeletons = run_skeletonize(run_dir, config.skeletonize, **common("skeletonize"))
     summary["skeletons"] = skeletons.n_segments

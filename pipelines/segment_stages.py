@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from axonseg.pipelines._segment_stage import StageResult
+from axonseg.blockwise.stage import StageResult
 from axonseg.pipelines.agglomerate import run_agglomerate
 from axonseg.pipelines.fragments import run_fragments
 from axonseg.pipelines.graph import run_graph

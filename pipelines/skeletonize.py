@@ -1,7 +1,8 @@
 """``axonseg skeletonize``: skeletons of every segment of a run, blockwise and resumable.
 
-Reads ``RUN/volume.zarr/segmentation`` (or the fragments with the chosen LUT applied per
-block) and writes ``RUN/skeletons/{nodes,edges}.parquet`` and ``RUN/skeletons/swc/<id>.swc``.
+Reads the labels the run folder shows (``RUN/volume.zarr/segmentation`` when it was made at
+the chosen LUT threshold, else the fragments with that LUT applied per block) and writes
+``RUN/skeletons/{nodes,edges}.parquet`` and ``RUN/skeletons/swc/<id>.swc``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from axonseg.blockwise import DoneMarkers, Roi
+from axonseg.blockwise import Roi
 from axonseg.config import IntTriple, ShapeTriple, StrictModel, config_hash, load_config, save_resolved
 from axonseg.skeleton import AxonGraph, SkeletonParams, SkeletonStore
-from axonseg.pipelines._segment_source import labels_for_skeletons, remove_if_empty
+from axonseg.pipelines._segment_source import remove_if_empty
 from axonseg.pipelines._skeleton_blocks import join_distances, read_skeletons, skeletonize_blocks
 from axonseg.pipelines._skeleton_join import join_to_disk
+from axonseg.pipelines.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class SkeletonizeConfig(StrictModel):
         None, description="voxels of context per side (z, y, x); default: the invalidation radius (const nm)"
     )
     threshold: float | None = Field(
-        None, description="LUT threshold to skeletonize; default: segmentation/, else the evaluated best LUT"
+        None, description="LUT threshold to skeletonize; default: the evaluated best, else the median LUT"
     )
     attach_distance_nm: float | None = Field(None, ge=0, description="open ends attach within this (nm); default 2 voxel diagonals")
     bridge_distance_nm: float | None = Field(None, ge=0, description="pieces closer than this (nm) are bridged; default 1 voxel diagonal")
@@ -66,7 +68,7 @@ class SkeletonizeResult:
         nodes_path, edges_path: the run's skeleton tables (parquet).
         n_segments: segments with a skeleton.
         total_length_nm: summed cable length of all skeletons, nm.
-        threshold: the LUT threshold skeletonized (None: ``segmentation/``).
+        threshold: the LUT threshold skeletonized (None: a ``segmentation/`` of a run without LUTs).
         config_hash: hash of the resolved config.
     """
 
@@ -100,18 +102,18 @@ def run_skeletonize(
         A :class:`SkeletonizeResult`.
 
     Raises:
-        InputError: the run has no segmentation or fragments with LUTs, or the LUT is unclear.
+        InputError: the run has no segmentation or fragments with LUTs, or no LUT for the
+            configured threshold.
         StageError: an interrupted run used another config and ``restart`` is False.
     """
     run_dir = Path(run_dir)
     config = config or SkeletonizeConfig()
-    labels, threshold = labels_for_skeletons(run_dir, config.threshold)
+    labels = RunFolder(run_dir).labels(config.threshold)
+    threshold = labels.threshold
     volume = labels.volume
     resolved = config.model_copy(update={"threshold": threshold})
     digest = config_hash(resolved)
     marker_config = {**resolved.model_dump(mode="json"), "source": labels.describe()}
-    markers = DoneMarkers(run_dir / "blocks", STAGE, marker_config, digest)
-    markers.prepare(restart)
     skeleton_dir = run_dir / "skeletons"
     key = labels.keys[0]
 
@@ -120,15 +122,14 @@ def run_skeletonize(
 
     block_ids = skeletonize_blocks(
         read_labels, volume.spatial_shape, volume.voxel_size, volume.offset, config.skeleton,
-        config.block_shape, skeleton_dir / "blocks", context=config.context, markers=markers,
-        scheduler=scheduler, show_progress=show_progress, description=STAGE,
+        config.block_shape, skeleton_dir / "blocks", run_dir, marker_config, context=config.context, restart=restart,
+        name=STAGE, scheduler=scheduler, show_progress=show_progress,
     )
     attach, bridge = join_distances(volume.voxel_size, config.attach_distance_nm, config.bridge_distance_nm)
     joined = join_to_disk(skeleton_dir / "blocks", block_ids, skeleton_dir, attach, bridge, swc=config.write_swc,
                           batch_nodes=config.join_batch_nodes)
     save_resolved(resolved, skeleton_dir / "config.yaml", job=STAGE)
-    # The joined tables are the stage's output; per-block pieces and markers were only for resuming.
-    markers.clear()
+    # The joined tables are the stage's output; per-block pieces were only for resuming.
     shutil.rmtree(skeleton_dir / "blocks", ignore_errors=True)
     remove_if_empty(run_dir / "blocks")
     logger.info("skeletonize: %d segments, %.1f um of skeleton from %d blocks (joined in %d batch(es)) in %s",

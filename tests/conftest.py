@@ -35,3 +35,19 @@ def fib_path() -> Path:
     if not FIB_PATH.exists():
         pytest.skip(f"real FIB-SEM data not found at {FIB_PATH} (needs ../shared)")
     return FIB_PATH
+
+
+@pytest.fixture
+def full_disk(monkeypatch):  # noqa: ANN201
+    """``full_disk(text, nth)``: from the nth write on, zarr writes into arrays whose path
+    contains ``text`` fail with ENOSPC (returns the :class:`FullDisk`; ``.off()`` frees space)."""
+    import zarr
+
+    from fault_injection import FullDisk
+
+    def arm(text: str, nth: int) -> FullDisk:
+        fault = FullDisk(text, nth)
+        monkeypatch.setattr(zarr.Array, "__setitem__", fault.wrap(zarr.Array.__setitem__))
+        return fault
+
+    return arm

@@ -28,7 +28,9 @@ def last_exported_op(run_dir: Path) -> int:
 
 
 def _touched_skeletons(run: RunData, session: ProofreadSession, segments: set[int], pad_voxels: int = 8) -> dict:
-    from axonseg.skeleton import skeletonize
+    """Fresh skeletons of ``segments``, each traced in the box (voxels, zyx) around its fragments'
+    centroids, padded by a fragment's reach."""
+    from axonseg.pipelines.reskeletonize import skeletonize_fragments  # kimimaro only when needed
 
     graphs = {}
     shape = np.asarray(run.fragments[0].spatial_shape)
@@ -41,11 +43,9 @@ def _touched_skeletons(run: RunData, session: ProofreadSession, segments: set[in
         box = session.node_size[index].max() ** (1 / 3) + pad_voxels  # a fragment's reach, roughly
         begin = np.maximum(np.floor(np.nanmin(centroids, 0) - box), 0).astype(int)
         end = np.minimum(np.ceil(np.nanmax(centroids, 0) + box), shape).astype(int)
-        block = np.asarray(run.fragments[0].data[tuple(slice(b, e) for b, e in zip(begin, end))])
-        labels = np.where(np.isin(block, fragments), np.uint64(segment), np.uint64(0))
-        found = skeletonize(labels, voxel_size=tuple(run.voxel_size), offset_nm=tuple(run.offset + begin * run.voxel_size))
-        if segment in found:
-            graphs[segment] = found[segment]
+        graph = skeletonize_fragments(run.fragments[0], fragments, segment, begin, end)
+        if graph is not None:
+            graphs[segment] = graph
     return graphs
 
 

@@ -2,11 +2,15 @@
 
 The fragments are never rewritten. An edit updates only the LUT entries of the fragments it
 moved; the display then re-reads the visible plane (cached) and maps it through the LUT.
+What is the viewer's own: the LUT is updated in place, and below ``DENSE_LIMIT`` ids a dense
+table maps a plane with one array lookup; otherwise planes go through the pipelines' ``apply_lut``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from axonseg.pipelines.run_folder import Lut, apply_lut
 
 # a dense fragment -> segment table is used below this many ids (8 bytes each: 256 MiB max)
 DENSE_LIMIT = 2**25
@@ -16,13 +20,14 @@ class SegmentLut:
     """Fragment id -> current segment id, updatable in place.
 
     Args:
-        fragment_ids: (N,) uint64 sorted fragment ids.
-        segment_ids: (N,) uint64 their segment ids.
+        fragment_ids: (N,) fragment ids.
+        segment_ids: (N,) their segment ids.
     """
 
     def __init__(self, fragment_ids: np.ndarray, segment_ids: np.ndarray) -> None:
-        self.fragment_ids = np.asarray(fragment_ids, np.uint64)
-        self.segment_ids = np.asarray(segment_ids, np.uint64).copy()
+        base = Lut(fragment_ids, segment_ids)  # checked and sorted by fragment id
+        self.fragment_ids = base.fragment_ids
+        self.segment_ids = base.segment_ids.copy()
         top = int(self.fragment_ids.max(initial=0))
         self.dense = None
         if top < DENSE_LIMIT:
@@ -41,12 +46,7 @@ class SegmentLut:
         block = np.asarray(block)
         if self.dense is not None and block.size and int(block.max()) < len(self.dense):
             return self.dense[block]
-        flat = block.astype(np.uint64).ravel()
-        if len(self.fragment_ids) == 0:
-            return flat.reshape(block.shape)
-        position = np.minimum(np.searchsorted(self.fragment_ids, flat), len(self.fragment_ids) - 1)
-        found = self.fragment_ids[position] == flat
-        return np.where(found, self.segment_ids[position], flat).reshape(block.shape)
+        return apply_lut(block, Lut(self.fragment_ids, self.segment_ids))
 
 
 class LutLabels:

@@ -1,7 +1,8 @@
 """Everything the proofreading viewer reads from a run folder, and the session it edits with.
 
-The base LUT is the one relabel would use: ``reports/best_threshold.json``, else the only
-LUT, else the median threshold. The session's ``locate`` reads the fragments volume.
+The base LUT is the one every job uses, by the run folder's one rule
+(:meth:`axonseg.pipelines.RunFolder.default_threshold`): the evaluated best, else the median
+threshold. The session's ``locate`` reads the fragments volume.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import numpy as np
 
 from axonseg.errors import InputError
 from axonseg.io import Volume, group_exists, open_volume
-from axonseg.io.luts import read_luts
-from axonseg.pipelines._segment_source import read_best_threshold, run_store
+from axonseg.pipelines.run_folder import Lut, RunFolder
 from axonseg.proofread import ProofreadSession
 from axonseg.proofread.candidates import Candidates, dangling_ends, uncertain_merges
 
@@ -33,7 +33,7 @@ class RunData:
         fragments: fragment levels s0..sN.
         labels: ground truth s0 or None.
         threshold: the base LUT's threshold.
-        base_lut: ``(fragment_ids, segment_ids)``.
+        base_lut: the LUT of ``threshold``, which the session edits.
         graph: the region graph (or None when the run has none).
         evaluation: ``reports/evaluation.json`` or None.
         skeletons: ``{segment_id: AxonGraph}`` from ``RUN/skeletons`` (may be empty).
@@ -45,7 +45,7 @@ class RunData:
     fragments: list[Volume]
     labels: Volume | None
     threshold: float
-    base_lut: tuple[np.ndarray, np.ndarray]
+    base_lut: Lut
     graph: object | None
     evaluation: dict | None = None
     skeletons: dict = field(default_factory=dict)
@@ -73,7 +73,8 @@ class RunData:
 
     def open_session(self, user: str | None = None) -> ProofreadSession:
         """The edit session over ``RUN/edits.sqlite``, seeds located in the fragments volume."""
-        return ProofreadSession(self.run_dir / "edits.sqlite", self.base_lut, self.graph, user=user,
+        base = (self.base_lut.fragment_ids, self.base_lut.segment_ids)
+        return ProofreadSession(self.run_dir / "edits.sqlite", base, self.graph, user=user,
                                 locate=self.fragment_at, base_id=f"threshold={self.threshold}")
 
     def candidates(self, session: ProofreadSession) -> Candidates:
@@ -89,7 +90,8 @@ class RunData:
                               np.array([r[2] for r in rows], np.uint64).reshape(-1, 2), np.array([r[3] for r in rows]))
         parts = []
         if self.graph is not None:
-            parts.append(uncertain_merges(self.graph, *self.base_lut, self.threshold))
+            parts.append(uncertain_merges(self.graph, self.base_lut.fragment_ids, self.base_lut.segment_ids,
+                                          self.threshold))
         if self.skeletons:
             shape_nm = np.asarray(self.fragments[0].spatial_shape) * self.voxel_size
             parts.append(dangling_ends(self.skeletons, (self.offset, self.offset + shape_nm)))
@@ -132,27 +134,24 @@ def load_run(run_dir: str | Path) -> RunData:
         InputError: no volume.zarr, no raw or fragments, or no LUTs.
     """
     run_dir = Path(run_dir)
-    store = run_store(run_dir)
+    run = RunFolder(run_dir)
+    store = run.store
     for name in ("raw", "fragments"):
         if not group_exists(store, name):
             raise InputError(f"{store / name}: missing; proofreading needs raw and fragments")
-    luts = read_luts(run_dir)
-    best = read_best_threshold(run_dir)
-    thresholds = sorted(luts)
-    match = [t for t in thresholds if best is not None and np.isclose(t, best)]
-    threshold = match[0] if match else thresholds[len(thresholds) // 2]
+    threshold = run.default_threshold()
     graph = None
-    if (run_dir / "graph" / "graph.json").exists():
+    if (run.graph_dir / "graph.json").exists():
         from axonseg.pipelines.graph import read_graph  # pulls the blockwise stage code only when needed
         graph = read_graph(run_dir)
-    evaluation_path = run_dir / "reports" / "evaluation.json"
+    evaluation_path = run.reports_dir / "evaluation.json"
     evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None
     skeletons = {}
-    if (run_dir / "skeletons" / "nodes.parquet").exists():
+    if (run.skeletons_dir / "nodes.parquet").exists():
         from axonseg.pipelines.skeletonize import read_run_skeletons
         skeletons = read_run_skeletons(run_dir)
     labels = open_volume(store / "labels") if group_exists(store, "labels") else None
     synapse_counts = _synapse_counts(run_dir / "connectome")
     logger.info("proofreading %s with the LUT of threshold %s", run_dir, threshold)
-    return RunData(run_dir, _levels(store, "raw"), _levels(store, "fragments"), labels, threshold, luts[threshold],
+    return RunData(run_dir, _levels(store, "raw"), _levels(store, "fragments"), labels, threshold, run.lut(threshold),
                    graph, evaluation, skeletons, synapse_counts)

@@ -104,6 +104,11 @@ class DoneMarkers:
             tmp.write_text(json.dumps({"config_hash": self.config_hash, "config": self.config}, default=str))
             os.replace(tmp, meta_file)
 
+    def belongs_to_other_config(self) -> bool:
+        """Markers of an interrupted run with another config are in the folder."""
+        meta_file = self.directory / "_config.json"
+        return meta_file.exists() and json.loads(meta_file.read_text()).get("config_hash") != self.config_hash
+
     def is_done(self, block: Block) -> bool:
         """The block has a marker and its recorded files are intact; a damaged block loses its
         marker (logged) so that it is computed again."""

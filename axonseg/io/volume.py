@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,8 @@ import dask.array as da
 import numpy as np
 
 from axonseg.errors import InputError
+from axonseg.io.border import Border, read_with_border
+from axonseg.io.roi import Roi
 
 Triple = tuple[float, float, float]
 
@@ -67,6 +70,35 @@ class Volume:
             # memmap slices are read-only views; callers (fastremap, in-place ops) need a copy
             return block if block.flags.writeable else block.copy()
         return np.asarray(self.data[region].compute(scheduler="synchronous"))
+
+    def read_roi(self, roi: Roi, border: Border = "clip") -> np.ndarray:
+        """The voxels of ``roi`` (voxels, zyx, relative to voxel 0; may reach outside the
+        volume), filled outside by ``border`` (``clip`` returns only the part inside)."""
+        values, _ = read_with_border(lambda inside: self.read(inside.to_slices()), roi, self.spatial_shape, border)
+        return values
+
+    def roi_of(self, begin_nm: Sequence[float], end_nm: Sequence[float]) -> Roi:
+        """The voxel ROI of a world box ``[begin_nm, end_nm)`` (nm, zyx).
+
+        Raises:
+            InputError: the box does not lie on this volume's voxel grid (within 1% of a voxel).
+        """
+        size = np.asarray(self.voxel_size, dtype=np.float64)
+        begin = (np.asarray(begin_nm, dtype=np.float64) - np.asarray(self.offset)) / size
+        end = (np.asarray(end_nm, dtype=np.float64) - np.asarray(self.offset)) / size
+        for name, value in (("begin", begin), ("end", end)):
+            if np.abs(value - np.round(value)).max() > 0.01:
+                raise InputError(
+                    f"{self.source}: world {name} {list(map(float, begin_nm if name == 'begin' else end_nm))} nm "
+                    f"is not on the voxel grid (voxel size {list(self.voxel_size)} nm, offset {list(self.offset)} nm)"
+                )
+        start = np.round(begin).astype(int)
+        return Roi.of(start, np.round(end).astype(int) - start)
+
+    def read_nm(self, begin_nm: Sequence[float], end_nm: Sequence[float], border: Border = "zero") -> np.ndarray:
+        """The voxels of the world box ``[begin_nm, end_nm)`` (nm, zyx), filled outside the volume
+        by ``border`` (``zero``, ``mirror`` or ``clip``): nobody converts nm to voxels by hand."""
+        return self.read_roi(self.roi_of(begin_nm, end_nm), border)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -8,10 +8,7 @@ An array group carries ``axonseg.complete``; it is False until the writer calls
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -127,28 +124,8 @@ def open_level(store: Path, name: str, level: int = 0, mode: str = "r+") -> zarr
     return zarr.open_array(store=str(store), path=f"{name}/s{level}", mode=mode)
 
 
-#: Fault injection for tests only: ``"<text>:<n>"`` makes the n-th and every later
-#: :func:`write_block` into an array whose path contains ``<text>`` fail as a full disk would.
-FAULT_ENV = "AXONSEG_FAULT_ENOSPC"
-_faults = {"writes": 0}
-_fault_lock = threading.Lock()
-
-
-def _injected_fault(array: zarr.Array) -> None:
-    text, _, nth = os.environ.get(FAULT_ENV, "").rpartition(":")
-    where = f"{getattr(array.store, 'root', '')}/{array.path}"
-    if not nth.isdigit() or text not in where:
-        return
-    with _fault_lock:
-        _faults["writes"] += 1
-        if _faults["writes"] < int(nth):
-            return
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), where)
-
-
 def write_block(array: zarr.Array, data: np.ndarray, offset: Sequence[int]) -> None:
     """Write ``data`` (zyx or czyx) at spatial ``offset`` (voxels, zyx) of ``array``."""
-    _injected_fault(array)
     lead = (slice(None),) * (array.ndim - 3)
     region = tuple(slice(o, o + s) for o, s in zip(offset, data.shape[-3:]))
     array[lead + region] = data

@@ -61,7 +61,7 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def cpu_bf16_is_fast(num_threads: int | None = None) -> bool:
+def cpu_bf16_is_fast(n_threads: int | None = None) -> bool:
     """Whether bf16 3D convolutions beat float32 by 1.3x on this CPU.
 
     True at once where the CPU has native bf16 (:data:`NATIVE_BF16_FLAGS`). Elsewhere (AVX2,
@@ -69,7 +69,7 @@ def cpu_bf16_is_fast(num_threads: int | None = None) -> bool:
     and thread count: the best of five interleaved runs per precision, so a busy machine does
     not decide it (a timing alone measured 1.4x instead of 5x under a load of 4 on 2 cores).
     """
-    threads = num_threads or torch.get_num_threads()
+    threads = n_threads or torch.get_num_threads()
     if threads not in _CPU_BF16_FAST:
         native = sorted(set(NATIVE_BF16_FLAGS) & _cpu_flags())
         if native:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from axonseg.model.augment import AugmentConfig
 from axonseg.model.config import ModelConfig
@@ -101,7 +101,8 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
     out_dir: str = "runs/train"
     num_workers: int = Field(0, ge=0)
-    num_threads: int = Field(1, ge=1)
+    n_threads: int = Field(1, ge=1, validation_alias=AliasChoices("n_threads", "num_threads"),
+                           description="torch CPU threads (num_threads is the old name)")
     seed: int = 0
     amp: Literal["auto", "bfloat16", "off"] = "auto"
     loss: Literal["bce", "mse"] = "bce"

@@ -52,7 +52,7 @@ def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: Trai
 def _use_bf16(cfg: TrainConfig) -> bool:
     if cfg.amp == "bfloat16":
         return True
-    return cfg.amp == "auto" and cpu_bf16_is_fast(cfg.num_threads)
+    return cfg.amp == "auto" and cpu_bf16_is_fast(cfg.n_threads)
 
 
 def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> float:
@@ -155,7 +155,7 @@ def train(
         OutputExistsError: checkpoints exist and ``resume`` is False.
         ConfigError: resuming with a different model architecture.
     """
-    torch.set_num_threads(cfg.num_threads)
+    torch.set_num_threads(cfg.n_threads)
     out_dir = Path(cfg.out_dir)
     checkpoint_dir = out_dir / "checkpoints"
     existing = list_checkpoints(checkpoint_dir)

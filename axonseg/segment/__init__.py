@@ -1,12 +1,13 @@
-"""Segmentation algorithms: watershed fragments, region graph, agglomeration and relabelling.
+"""Segmentation algorithms: watershed fragments, region graph, agglomeration, LUTs and relabelling.
 
 Pure numpy-in, numpy-out functions; blocks, files and dask live in axonseg.blockwise/pipelines.
 """
 
 from axonseg.segment.affinities import NEAREST_NEIGHBOUR_OFFSETS, check_affinities
-from axonseg.segment.agglomerate import Lut, agglomerate
+from axonseg.segment.agglomerate import ThresholdLut, agglomerate
 from axonseg.segment.fragments import boundary_map, watershed_fragments
 from axonseg.segment.graph_tables import graph_from_tables, graph_to_tables
+from axonseg.segment.lut import Lut, apply_lut
 from axonseg.segment.mutex import mutex_watershed
 from axonseg.segment.region_graph import RegionGraph, block_region_graph, empty_graph, merge_block_graphs
 from axonseg.segment.relabel import relabel
@@ -16,7 +17,9 @@ __all__ = [
     "NEAREST_NEIGHBOUR_OFFSETS",
     "Lut",
     "RegionGraph",
+    "ThresholdLut",
     "agglomerate",
+    "apply_lut",
     "block_region_graph",
     "boundary_map",
     "check_affinities",

@@ -16,14 +16,15 @@ import numpy as np
 from axonseg.errors import InputError
 from axonseg.segment._kernels import table_capacity
 from axonseg.segment._merge_kernel import merge_regions
+from axonseg.segment.lut import Lut
 from axonseg.segment.region_graph import RegionGraph
 from axonseg.segment.scores import check_score
 
 logger = logging.getLogger(__name__)
 
 
-class Lut(NamedTuple):
-    """Fragment -> segment lookup table for one threshold.
+class ThresholdLut(NamedTuple):
+    """What agglomeration makes for one threshold: the threshold and its LUT's two arrays.
 
     Attributes:
         threshold: the score threshold in [0, 1] it was made with.
@@ -35,6 +36,11 @@ class Lut(NamedTuple):
     threshold: float
     fragment_ids: np.ndarray
     segment_ids: np.ndarray
+
+    @property
+    def lut(self) -> Lut:
+        """The :class:`~axonseg.segment.lut.Lut` (fragment -> segment) of this threshold."""
+        return Lut(self.fragment_ids, self.segment_ids)
 
 
 def check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
@@ -63,7 +69,7 @@ def agglomerate(
     thresholds: Sequence[float],
     score: str = "mean",
     quantile: float = 50.0,
-) -> list[Lut]:
+) -> list[ThresholdLut]:
     """Merge regions of a region graph, cheapest edge first, for several thresholds in one pass.
 
     Args:
@@ -76,8 +82,8 @@ def agglomerate(
         quantile: percentile in [0, 100] for score="quantile" (50 = median).
 
     Returns:
-        One Lut per threshold, in the order given. LUTs are nested: a higher threshold only
-        merges segments of a lower one.
+        One :class:`ThresholdLut` per threshold, in the order given. LUTs are nested: a higher
+        threshold only merges segments of a lower one.
     """
     values = check_thresholds(thresholds)
     mode = check_score(score, quantile)
@@ -90,8 +96,8 @@ def agglomerate(
         graph.hist_count.astype(np.uint32), mode, float(quantile),
         values[order], table_capacity(graph.n_edges),
     )
-    luts: list[Lut | None] = [None] * len(values)
+    luts: list[ThresholdLut | None] = [None] * len(values)
     for row, index in enumerate(order):
-        luts[index] = Lut(float(values[index]), ids, ids[roots[row]])
+        luts[index] = ThresholdLut(float(values[index]), ids, ids[roots[row]])
     logger.info("agglomerate: %d fragments, %d edges, %d thresholds", len(ids), graph.n_edges, len(values))
     return luts  # type: ignore[return-value]

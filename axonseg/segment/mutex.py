@@ -21,7 +21,7 @@ from axonseg.segment._kernels import (
     pair_key,
     table_capacity,
 )
-from axonseg.segment.agglomerate import Lut, graph_indices
+from axonseg.segment.agglomerate import ThresholdLut, graph_indices
 from axonseg.segment.region_graph import RegionGraph
 from axonseg.segment.scores import edge_scores
 
@@ -99,7 +99,7 @@ def _mutex_kernel(n_nodes, eu, ev, attractive, order, capacity):
 
 def mutex_watershed(
     graph: RegionGraph, bias: float = 0.5, score: str = "mean", quantile: float = 50.0
-) -> Lut:
+) -> ThresholdLut:
     """Mutex watershed clustering of a region graph.
 
     Args:
@@ -110,7 +110,7 @@ def mutex_watershed(
         quantile: percentile in [0, 100] for score="quantile".
 
     Returns:
-        Lut with threshold = bias.
+        ThresholdLut with threshold = bias.
     """
     if not 0.0 <= bias <= 1.0:
         raise InputError(f"bias is {bias}: expected an affinity in [0, 1]")
@@ -119,4 +119,4 @@ def mutex_watershed(
     weight = affinity - bias
     order = np.argsort(-np.abs(weight), kind="stable")
     roots = _mutex_kernel(len(ids), eu, ev, weight > 0, order, table_capacity(graph.n_edges))
-    return Lut(float(bias), ids, ids[roots])
+    return ThresholdLut(float(bias), ids, ids[roots])

@@ -16,7 +16,6 @@ from axonseg.blockwise import DoneMarkers, make_blocks, run_blockwise
 from axonseg.blockwise.integrity import BlockNamedFiles, ZarrChunkFiles, check_record, fingerprint, record_outputs
 from axonseg.errors import StageError
 from axonseg.io import create_multiscale, open_level, write_block
-from axonseg.io import writers
 
 SHAPE = (8, 20, 24)
 BLOCK = (4, 10, 12)
@@ -146,10 +145,9 @@ def test_disk_full_is_one_clear_error_and_the_block_stays_undone(tmp_path: Path)
     assert "0-1-0" not in markers.done_ids() and markers.count() == calls.index("0-1-0")
 
 
-def test_fault_hook_fails_the_nth_write_like_a_full_disk(tmp_path: Path, monkeypatch) -> None:
+def test_fault_fixture_fails_the_nth_write_like_a_full_disk(tmp_path: Path, full_disk) -> None:
     array = _array(tmp_path / "volume.zarr", "frag")
-    monkeypatch.setitem(writers._faults, "writes", 0)
-    monkeypatch.setenv(writers.FAULT_ENV, "frag/s0:2")
+    disk = full_disk("frag/s0", 2)
     block = np.ones(BLOCK, np.uint16)
     write_block(array, block, (0, 0, 0))
     with pytest.raises(OSError) as caught:
@@ -159,6 +157,6 @@ def test_fault_hook_fails_the_nth_write_like_a_full_disk(tmp_path: Path, monkeyp
         write_block(array, block, (0, 10, 0))  # the disk stays full
     other = _array(tmp_path / "volume.zarr", "other")
     write_block(other, block, (0, 0, 0))  # arrays not named are untouched
-    monkeypatch.delenv(writers.FAULT_ENV)
+    disk.off()
     write_block(array, block, (0, 0, 12))
     assert int(array[:].sum()) == 2 * block.size

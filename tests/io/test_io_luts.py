@@ -17,8 +17,8 @@ def test_luts_roundtrip(tmp_path: Path) -> None:
     write_luts(tmp_path, luts)
     back = read_luts(tmp_path)
     assert sorted(back) == [0.3, 0.7]
-    np.testing.assert_array_equal(back[0.7][1], [1, 1, 1, 4])
-    assert back[0.3][0].dtype == np.uint64 and back[0.3][0][-1] == 2**40
+    np.testing.assert_array_equal(back[0.7].segment_ids, [1, 1, 1, 4])
+    assert back[0.3].fragment_ids.dtype == np.uint64 and back[0.3].fragment_ids[-1] == 2**40
 
 
 def test_missing_luts(tmp_path: Path) -> None:

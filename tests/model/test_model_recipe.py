@@ -106,7 +106,7 @@ def test_stop_on_dead_layer(tmp_path, make_blob_labels):
     volume = TrainingVolume(raw, labels, (10, 10, 10))
     cfg = config(model=ModelConfig(num_fmaps=3, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)]),
                  output_shape=(4, 4, 4), steps=2, validate_every=2, checkpoint_every=2, val_crops=1,
-                 out_dir=str(tmp_path), num_threads=1, amp="off", dead_fraction=1.0, stop_on_dead_layer=True)
+                 out_dir=str(tmp_path), n_threads=1, amp="off", dead_fraction=1.0, stop_on_dead_layer=True)
     with pytest.raises(StageError, match="fire on fewer than 100%"):
         train(cfg, [volume], [volume])
 
@@ -122,7 +122,7 @@ def test_no_level_dies_on_real_fib_data(tmp_path):
     volume = TrainingVolume(raw, labels, (10, 10, 10), name="fib z0-99")
     cfg = config(model=ModelConfig(num_fmaps=4, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)] * 3),
                  output_shape=(4, 4, 4), steps=120, lr=5e-4, lr_warmup_steps=20, validate_every=40,
-                 checkpoint_every=120, val_crops=2, out_dir=str(tmp_path), num_threads=1, amp="off")
+                 checkpoint_every=120, val_crops=2, out_dir=str(tmp_path), n_threads=1, amp="off")
     history = train(cfg, [volume], [volume])["history"]
     checked = [row for row in history if "active_min" in row]
     assert len(checked) == 3

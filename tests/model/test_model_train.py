@@ -25,7 +25,7 @@ def tiny_config(out_dir: Path, **update) -> TrainConfig:
         datasets=[DatasetSpec(raw="memory", labels="memory")],
         model=ModelConfig(num_fmaps=3, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)], lsd=True),
         output_shape=(4, 4, 4), steps=6, checkpoint_every=3, validate_every=3, val_crops=1,
-        out_dir=str(out_dir), seed=3, num_threads=1, amp="off", lr=1e-2,
+        out_dir=str(out_dir), seed=3, n_threads=1, amp="off", lr=1e-2,
     )
     values.update(update)
     return TrainConfig(**values)

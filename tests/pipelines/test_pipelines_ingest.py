@@ -19,7 +19,7 @@ from axonseg.config import IngestConfig
 from axonseg.errors import InputError, OutputExistsError
 from axonseg.io import group_attrs, open_volume
 from axonseg.io.pyramid import downsample
-from axonseg.pipelines import ingest as ingest_module
+from axonseg.blockwise import outputs as outputs_module  # where every stage output is written
 from axonseg.pipelines.ingest import ingest
 
 
@@ -87,7 +87,7 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path: Path, raw_volume:
 
 def test_interrupted_ingest_resumes_and_is_never_marked_complete(tmp_path: Path, raw_volume: np.ndarray, monkeypatch) -> None:
     np.save(tmp_path / "raw.npy", raw_volume)
-    real_write = ingest_module.write_block
+    real_write = outputs_module.write_block
     calls = {"n": 0}
 
     def failing_write(array, data, offset):  # noqa: ANN001
@@ -96,13 +96,13 @@ def test_interrupted_ingest_resumes_and_is_never_marked_complete(tmp_path: Path,
             raise KeyboardInterrupt  # like Ctrl-C mid-stage
         real_write(array, data, offset)
 
-    monkeypatch.setattr(ingest_module, "write_block", failing_write)
+    monkeypatch.setattr(outputs_module, "write_block", failing_write)
     with pytest.raises(KeyboardInterrupt):
         ingest(tmp_path / "raw.npy", tmp_path / "out.zarr", config=_config(), scheduler="synchronous", show_progress=False)
     assert group_attrs(tmp_path / "out.zarr", "raw")["complete"] is False
     with pytest.raises(InputError, match="incomplete"):
         open_volume(tmp_path / "out.zarr" / "raw")
-    monkeypatch.setattr(ingest_module, "write_block", real_write)
+    monkeypatch.setattr(outputs_module, "write_block", real_write)
     result = ingest(tmp_path / "raw.npy", tmp_path / "out.zarr", config=_config(), show_progress=False)
     assert result.blocks_skipped == 3
     np.testing.assert_array_equal(open_volume(tmp_path / "out.zarr" / "raw").data.compute(), raw_volume)
@@ -110,7 +110,7 @@ def test_interrupted_ingest_resumes_and_is_never_marked_complete(tmp_path: Path,
 
 def test_interrupted_ingest_with_another_config_needs_overwrite(tmp_path: Path, raw_volume: np.ndarray, monkeypatch) -> None:
     np.save(tmp_path / "raw.npy", raw_volume)
-    monkeypatch.setattr(ingest_module, "write_block", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(outputs_module, "write_block", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         ingest(tmp_path / "raw.npy", tmp_path / "out.zarr", config=_config(), scheduler="synchronous", show_progress=False)
     monkeypatch.undo()
@@ -144,7 +144,7 @@ def test_ingest_encodes_several_small_chunks_at_once_then_restores(tmp_path: Pat
     """Ingest blocks are many small chunks: zarr may encode up to 10 at once (within 32 MB) while
     ingest runs; the pipeline's one-chunk-at-a-time default is back afterwards, also after an error."""
     np.save(tmp_path / "raw.npy", raw_volume)
-    real_write = ingest_module.write_block
+    real_write = outputs_module.write_block
     seen: list[int] = []
 
     def spying_write(array, data, offset):  # noqa: ANN001
@@ -152,7 +152,7 @@ def test_ingest_encodes_several_small_chunks_at_once_then_restores(tmp_path: Pat
         real_write(array, data, offset)
 
     monkeypatch.delenv("ZARR_ASYNC__CONCURRENCY", raising=False)
-    monkeypatch.setattr(ingest_module, "write_block", spying_write)
+    monkeypatch.setattr(outputs_module, "write_block", spying_write)
     ingest(tmp_path / "raw.npy", tmp_path / "out.zarr", config=_config(), show_progress=False)
     assert seen and set(seen) == {10}  # 8x16x16 uint8 chunks: 2 kB each
     assert zarr.config.get("async.concurrency") == 1
@@ -160,7 +160,7 @@ def test_ingest_encodes_several_small_chunks_at_once_then_restores(tmp_path: Pat
     def failing_write(array, data, offset):  # noqa: ANN001
         raise OSError("device unplugged")
 
-    monkeypatch.setattr(ingest_module, "write_block", failing_write)
+    monkeypatch.setattr(outputs_module, "write_block", failing_write)
     with pytest.raises(OSError):
         ingest(tmp_path / "raw.npy", tmp_path / "again.zarr", config=_config(), scheduler="synchronous", show_progress=False)
     assert zarr.config.get("async.concurrency") == 1

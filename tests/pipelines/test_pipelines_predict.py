@@ -16,7 +16,8 @@ from axonseg.io import create_multiscale, group_attrs, mark_complete, open_level
 from axonseg.model import ModelConfig, Predictor, build_model, load_model, predict_volume, save_model
 from axonseg.model.predict import Predictor as PredictorClass
 from axonseg.pipelines import predict as predict_module
-from axonseg.pipelines._predict_blocks import mirror_indices, predict_grid, read_block
+from axonseg.io.border import mirror_indices
+from axonseg.pipelines._predict_blocks import predict_grid
 from axonseg.pipelines.predict import PredictConfig, default_model_path, run_predict
 
 VOXEL = (10.0, 10.0, 10.0)
@@ -53,7 +54,7 @@ def affinities(run: Path) -> np.ndarray:
     return np.asarray(open_level(run / "volume.zarr", "affinities", 0, mode="r")[:])
 
 
-FAST = dict(precision="float32", num_threads=1)
+FAST = dict(precision="float32", n_threads=1)
 
 
 def test_mirror_indices_match_numpy_pad():
@@ -151,7 +152,7 @@ def test_volume_smaller_than_context_is_reflect_padded(tmp_path, caplog):
     assert np.abs(values.astype(int) - expected.astype(int)).max() <= 1
 
 
-def test_read_block_mirrors_like_numpy(tmp_path):
+def test_volume_reads_mirror_like_numpy(tmp_path):
     raw = smooth_raw((5, 9, 6), seed=5)
     address = write_raw(tmp_path, raw)
     from axonseg.io import open_volume
@@ -160,9 +161,13 @@ def test_read_block_mirrors_like_numpy(tmp_path):
     grid = predict_grid(ModelConfig(**TINY), volume.spatial_shape, (4, 4, 4))
     padded = np.pad(raw, 60, mode="reflect")
     for block in grid.blocks:
-        got = read_block(volume, block.read_roi, "reflect")[0]
+        got = volume.read_roi(block.read_roi, border="mirror")
         expected = padded[tuple(slice(o + 60, o + 60 + s) for o, s in zip(block.read_roi.offset, block.read_roi.shape))]
         assert np.array_equal(got, expected)
+        # the same box in world units (nm), read by the same rule
+        begin = np.asarray(volume.offset) + np.asarray(block.read_roi.offset) * np.asarray(volume.voxel_size)
+        end = begin + np.asarray(block.read_roi.shape) * np.asarray(volume.voxel_size)
+        assert np.array_equal(volume.read_nm(begin, end, border="mirror"), expected)
 
 
 def test_nan_in_float_raw_is_an_input_error(tmp_path):

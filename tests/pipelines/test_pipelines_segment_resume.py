@@ -22,7 +22,7 @@ import pytest
 
 from axonseg.errors import ConfigError, InputError, OutputExistsError, StageError
 from axonseg.io import group_attrs, open_level
-from axonseg.io import writers
+from fault_injection import DRIVER
 from axonseg.model import ModelConfig, build_model, save_model
 from axonseg.pipelines.segment import load_pipeline_config, restart_plan, run_segment
 from axonseg.pipelines.synth import write_synth
@@ -261,10 +261,9 @@ def test_missing_and_truncated_chunks_are_detected_and_recomputed(inputs, refere
     assert_same_segmentation(run, reference)
 
 
-def test_full_disk_is_one_line_then_resumes_bitwise(inputs, reference, tmp_path, monkeypatch, capsys) -> None:
+def test_full_disk_is_one_line_then_resumes_bitwise(inputs, reference, tmp_path, monkeypatch, capsys, full_disk) -> None:
     run = tmp_path / "run"
-    monkeypatch.setitem(writers._faults, "writes", 0)
-    monkeypatch.setenv(writers.FAULT_ENV, "affinities/s0:4")
+    disk = full_disk("affinities/s0", 4)
     code, stderr = cli_in_process(["-q", *segment_args(inputs, run)], monkeypatch, capsys)
     assert code == 1 and "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
@@ -275,7 +274,7 @@ def test_full_disk_is_one_line_then_resumes_bitwise(inputs, reference, tmp_path,
     # nothing half-written is marked: the three blocks written before the disk filled, no more
     assert group_attrs(run / "volume.zarr", "affinities")["complete"] is False
     assert len(list((run / "blocks" / "predict").glob("[0-9]*"))) == 3
-    monkeypatch.delenv(writers.FAULT_ENV)
+    disk.off()
     run_segment(inputs["raw"], run, load_pipeline_config(inputs["config"]), inputs["model"], show_progress=False)
     assert "predict: resuming: 3 of 8 blocks already done, skipped" in (run / "run.log").read_text()
     assert_same_segmentation(run, reference)
@@ -284,18 +283,19 @@ def test_full_disk_is_one_line_then_resumes_bitwise(inputs, reference, tmp_path,
 @pytest.mark.slow
 def test_full_disk_in_the_real_command_is_one_line(inputs, tmp_path) -> None:
     run = tmp_path / "run"
-    result = cli("-q", *segment_args(inputs, run), env={**ENV, writers.FAULT_ENV: "fragments/s0:4"})
+    driver = DRIVER.format(tests=str(Path(__file__).resolve().parents[1]))
+    result = subprocess.run([sys.executable, "-c", driver, "fragments/s0:4", "-q", *segment_args(inputs, run)],
+                            capture_output=True, text=True, env=ENV, timeout=300)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
     assert errors[0].startswith(f"error: disk full while writing {run / 'volume.zarr' / 'fragments'} (block ")
 
 
-def test_full_disk_in_a_blockwise_stage_names_block_and_output(inputs, reference, tmp_path, monkeypatch) -> None:
+def test_full_disk_in_a_blockwise_stage_names_block_and_output(inputs, reference, tmp_path, full_disk) -> None:
     run = tmp_path / "run"
     config = load_pipeline_config(inputs["config"])
-    monkeypatch.setitem(writers._faults, "writes", 0)
-    monkeypatch.setenv(writers.FAULT_ENV, "fragments/s0:4")
+    disk = full_disk("fragments/s0", 4)
     with pytest.raises(StageError, match=r"disk full while writing .*volume.zarr/fragments \(block \d+-\d+-\d+ of 8\)") as err:
         run_segment(inputs["raw"], run, config, inputs["model"], show_progress=False)
     failed = re.search(r"\(block (\d+-\d+-\d+) of 8\)", str(err.value)).group(1)
@@ -303,7 +303,7 @@ def test_full_disk_in_a_blockwise_stage_names_block_and_output(inputs, reference
     assert not (run / "blocks" / "fragments" / failed).exists()  # the block whose write failed is not done
     assert group_attrs(run / "volume.zarr", "fragments")["complete"] is False
     assert "ERROR" in (run / "run.log").read_text().splitlines()[-1]  # the log says why it stopped
-    monkeypatch.delenv(writers.FAULT_ENV)
+    disk.off()
     run_segment(inputs["raw"], run, config, inputs["model"], show_progress=False)
     resumed = re.search(r"fragments: resuming: (\d) of 8 blocks already done, skipped", (run / "run.log").read_text())
     # three writes succeeded; blocks with nothing to write (empty affinities) are done without a

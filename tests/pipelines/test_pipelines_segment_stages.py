@@ -88,7 +88,7 @@ def config_for(block_shape, **agglomerate) -> SegmentConfig:
 
 def segmentations(run: Path) -> dict[float, np.ndarray]:
     fragments = read(run, "fragments")
-    return {t: relabel(fragments, *lut) for t, lut in read_luts(run).items()}
+    return {t: relabel(fragments, lut.fragment_ids, lut.segment_ids) for t, lut in read_luts(run).items()}
 
 
 @pytest.fixture(scope="module")

@@ -96,8 +96,9 @@ def test_fragments_with_lut_and_resume_after_a_failed_block(tmp_path, monkeypatc
     write_run_array(run, "fragments", fragments)
     write_luts(run, {0.3: (np.array([1, 2]), np.array([1, 2])), 0.7: (np.array([1, 2]), np.array([5, 5]))})
     config = SkeletonizeConfig(block_shape=(12, 32, 32), skeleton=SMALL)
-    with pytest.raises(InputError, match="2 LUT thresholds"):
-        run_skeletonize(run, config, show_progress=False)
+    # two LUTs and no evaluation: the run folder's one rule takes the median (the lower middle one)
+    assert run_skeletonize(run, config, show_progress=False).threshold == 0.3
+    assert sorted(read_run_skeletons(run)) == [1, 2]
 
     real = skeletonize_module.skeletonize_blocks.__globals__["skeletonize_block"]
     calls = []
@@ -142,15 +143,15 @@ def test_shipped_config_loads():
 
 
 def test_apply_lut_maps_listed_ids_and_keeps_the_rest():
-    from axonseg.pipelines._segment_source import apply_lut
+    from axonseg.segment import Lut, apply_lut
 
     fragments = np.array([[[0, 3, 2**40], [7, 3, 9]]], dtype=np.uint64)
-    lut = (np.array([2**40, 3, 0], dtype=np.uint64), np.array([5, 2**35, 0], dtype=np.uint64))  # unsorted
+    lut = Lut(np.array([2**40, 3, 0], dtype=np.uint64), np.array([5, 2**35, 0], dtype=np.uint64))  # unsorted
     expected = np.array([[[0, 2**35, 5], [7, 2**35, 9]]], dtype=np.uint64)
     np.testing.assert_array_equal(apply_lut(fragments, lut), expected)
-    np.testing.assert_array_equal(apply_lut(fragments.astype(np.uint32) % 100, (np.array([3]), np.array([4]))),
+    np.testing.assert_array_equal(apply_lut(fragments.astype(np.uint32) % 100, Lut(np.array([3]), np.array([4]))),
                                   np.array([[[0, 4, 0], [7, 4, 9]]], dtype=np.uint64))
-    np.testing.assert_array_equal(apply_lut(fragments, (np.zeros(0), np.zeros(0))), fragments)
+    np.testing.assert_array_equal(apply_lut(fragments, Lut(np.zeros(0), np.zeros(0))), fragments)
 
 
 def test_join_in_id_range_batches_equals_the_join_in_memory(tmp_path):
@@ -166,7 +167,8 @@ def test_join_in_id_range_batches_equals_the_join_in_memory(tmp_path):
         make_tube(shape, VOXEL, (3 + 2 * i, 6 + 14 * i, 4), (5 + 2 * i, 8 + 14 * i, 90), 30.0, label=label, labels=labels)
     work = tmp_path / "blocks"
     block_ids = skeletonize_blocks(lambda roi: labels[roi.to_slices()], shape, VOXEL, (0.0, 0.0, 0.0), SMALL,
-                                   (8, 32, 32), work, scheduler="synchronous", show_progress=False)
+                                   (8, 32, 32), work, tmp_path / "run", {"test": 1}, scheduler="synchronous",
+                                   show_progress=False)
     attach, bridge = join_distances(VOXEL, None, None)
     expected = join_skeletons([read_block_graphs(work, b) for b in block_ids], attach_distance_nm=attach,
                               bridge_distance_nm=bridge)

@@ -41,7 +41,7 @@ def config(tmp_path, **update) -> TrainConfig:
         datasets=[DatasetSpec(raw="memory", labels="memory")],
         model=ModelConfig(num_fmaps=3, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)]),
         output_shape=(4, 4, 4), steps=2, checkpoint_every=2, validate_every=2, val_crops=1,
-        out_dir=str(tmp_path / "train"), num_threads=1, amp="off", segment_validation_every=2,
+        out_dir=str(tmp_path / "train"), n_threads=1, amp="off", segment_validation_every=2,
         segment_validation_thresholds=[0.3, 0.6],
     )
     values.update(update)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from axonseg.segment import agglomerate
-from axonseg.viewer.demo_run import box_graph
+from axonseg.pipelines.proofread_demo import box_graph
 
 SHAPE, BOX, VOXEL = (16, 64, 64), (4, 8, 8), (40.0, 8.0, 8.0)
 

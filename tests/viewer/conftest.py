@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from axonseg.viewer.demo_run import write_demo_run
+from axonseg.pipelines.proofread_demo import write_demo_run
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from axonseg.pipelines.skeletonize import run_skeletonize
-from axonseg.viewer.demo_run import write_demo_run
+from axonseg.pipelines.proofread_demo import write_demo_run
 from axonseg.viewer.export import export_touched
 from axonseg.viewer.run_data import load_run
 

@@ -67,7 +67,7 @@ def test_merge_changes_canvas_colours(make_napari_viewer, run_copy):
 
     iio.imwrite(SCREENSHOT, np.concatenate([before, gap, after], axis=1))
     # the data are fragments, never rewritten: the layer's store still holds fragment ids
-    from axonseg.viewer.demo_run import box_fragments
+    from axonseg.pipelines.proofread_demo import box_fragments
 
     assert np.array_equal(np.asarray(controller.run.fragments[0].data[8]), box_fragments((16, 64, 64), (4, 8, 8))[8])
 

@@ -1,5 +1,5 @@
-"""A small synthetic run folder for the viewer's tests, benchmark and a quick look: box-shaped
-fragments chained along x into "axons", a region graph, one agglomeration LUT, ground truth.
+"""A small synthetic run folder to proofread (the viewer's tests, benchmark and a quick look):
+box fragments chained along x into "axons", a region graph, one agglomeration LUT, ground truth.
 
 Some axons are broken (low-affinity contacts: split errors) and some touch a neighbour with a
 high-affinity contact (merge errors), so the LUT has errors to proofread.
@@ -119,6 +119,5 @@ def write_demo_run(run_dir: str | Path, shape: Sequence[int] = (16, 64, 64), box
         (run_dir / "graph" / name).mkdir(parents=True, exist_ok=True)
         pq.write_table(table, run_dir / "graph" / name / "0.parquet")
     (run_dir / "graph" / "graph.json").write_text('{"complete": true, "config_hash": "demo"}')
-    lut = agglomerate(graph, [THRESHOLD])[0]
-    write_luts(run_dir, {THRESHOLD: (lut.fragment_ids, lut.segment_ids)}, method="demo")
+    write_luts(run_dir, {THRESHOLD: agglomerate(graph, [THRESHOLD])[0].lut}, method="demo")
     return run_dir

@@ -1,0 +1,148 @@
+"""The declared stage and its one runner: border rules, fits, block invariance, resume after an
+interruption (bitwise), refusal of a changed config, caches, batching, and the documented toy
+stage of docs/adding-a-stage.md run as written."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from axonseg.blockwise import Roi
+from axonseg.blockwise.markers import DoneMarkers
+from axonseg.blockwise.outputs import BlockFiles, ZarrOutput
+from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
+from axonseg.errors import StageError
+from axonseg.io import open_level, write_array
+from axonseg.io.border import read_with_border
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "adding-a-stage.md"
+
+
+def toy_stage():  # noqa: ANN201
+    """The toy stage exactly as the doc shows it (its first python block), and its line count."""
+    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace["smooth_stage"], len(code.strip().splitlines())
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> tuple[str, np.ndarray]:
+    values = np.random.default_rng(0).integers(0, 255, (20, 30, 26)).astype(np.uint8)
+    return write_array(tmp_path / "in.zarr", "raw", values, (10.0, 10.0, 10.0)), values
+
+
+def smoothed(run: Path) -> np.ndarray:
+    return open_level(run / "volume.zarr", "smooth", 0, mode="r")[:]
+
+
+def test_border_rules_match_numpy_pad():
+    values = np.arange(5 * 6 * 7).reshape(5, 6, 7)
+    roi = Roi.of((-2, -3, 4), (9, 8, 6))
+    read = lambda inside: values[inside.to_slices()]  # noqa: E731
+    clipped, covered = read_with_border(read, roi, values.shape, "clip")
+    assert covered == Roi.of((0, 0, 4), (5, 5, 3)) and np.array_equal(clipped, values[0:5, 0:5, 4:7])
+    for border, mode in (("zero", "constant"), ("mirror", "reflect")):
+        padded = np.pad(values, 10, mode=mode)
+        got, covered = read_with_border(read, roi, values.shape, border)
+        assert covered == roi
+        assert np.array_equal(got, padded[tuple(slice(o + 10, o + 10 + s) for o, s in zip(roi.offset, roi.shape))])
+
+
+def test_documented_toy_stage_is_short_block_invariant_and_up_to_date(tmp_path, raw):
+    smooth_stage, lines = toy_stage()
+    assert lines < 40
+    address, values = raw
+    expected = ndimage.uniform_filter(values.astype(np.float32), size=3, mode="mirror")
+    for name, block in (("a", (8, 16, 16)), ("b", (7, 11, 30))):
+        run = tmp_path / name
+        result = run_stage(smooth_stage(run, address, block), run, scheduler="threads", show_progress=False)
+        assert not result.up_to_date and result.blocks == int(np.prod([-(-s // b) for s, b in zip(values.shape, block)]))
+        np.testing.assert_allclose(smoothed(run), expected, rtol=1e-6)
+    again = run_stage(smooth_stage(tmp_path / "a", address, (8, 16, 16)), tmp_path / "a", show_progress=False)
+    assert again.up_to_date
+    assert not (tmp_path / "a" / "blocks").exists()  # markers are cleared once the output is complete
+
+
+def test_interrupted_stage_resumes_bitwise_and_refuses_another_config(tmp_path, raw, monkeypatch, caplog):
+    smooth_stage, _ = toy_stage()
+    address, _ = raw
+    straight = tmp_path / "straight"
+    run_stage(smooth_stage(straight, address, (8, 16, 16)), straight, scheduler="synchronous", show_progress=False)
+    run = tmp_path / "run"
+    original, marked = DoneMarkers.mark_done, []
+
+    def mark_then_die(self, block):  # noqa: ANN001, ANN202
+        original(self, block)
+        marked.append(block.block_id)
+        if len(marked) == 5:
+            raise KeyboardInterrupt  # like kill -9 right after the fifth block was marked
+
+    monkeypatch.setattr(DoneMarkers, "mark_done", mark_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(smooth_stage(run, address, (8, 16, 16)), run, scheduler="synchronous", show_progress=False)
+    monkeypatch.setattr(DoneMarkers, "mark_done", original)
+    # another config while blocks of the first are on disk: refused, naming the changed key
+    with pytest.raises(StageError, match=r"stage 'smooth' .* another config \(changed: block_shape\); pass --restart"):
+        run_stage(smooth_stage(run, address, (10, 16, 16)), run, scheduler="synchronous", show_progress=False)
+    with caplog.at_level(logging.INFO):
+        result = run_stage(smooth_stage(run, address, (8, 16, 16)), run, scheduler="synchronous", show_progress=False)
+    assert result.skipped == 5 and "smooth: resuming: 5 of 12 blocks already done, skipped" in caplog.text
+    assert np.array_equal(smoothed(run), smoothed(straight))
+    restarted = run_stage(smooth_stage(run, address, (10, 16, 16)), run, restart=True, show_progress=False)
+    assert restarted.skipped == 0 and np.allclose(smoothed(run), smoothed(straight))
+
+
+def _sum_stage(folder: Path, volume: np.ndarray, config: dict, batch: bool = False, fit: str = "shrink") -> Stage:
+    def process(data: BlockData) -> int:
+        return int(data.crop(data["v"]).sum())
+
+    def save(path: Path, block_id: str, total: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"{block_id}.txt").write_text(str(total))
+
+    return Stage(
+        name="sum", volume_shape=volume.shape, block_shape=(4, 4, 4),
+        inputs={"v": Input(lambda roi: volume[roi.to_slices()], volume.shape)},
+        output=BlockFiles(folder / "pieces", ("{block_id}.txt",), save), config=config,
+        process=None if batch else process, process_batch=(lambda datas: [process(d) for d in datas]) if batch else None,
+        batch_size=3, context=((1, 1, 1), (2, 2, 2)), border="zero", fit=fit, cache=True,
+    )
+
+
+def _total(folder: Path) -> int:
+    return sum(int(p.read_text()) for p in (folder / "pieces").glob("*.txt"))
+
+
+def test_batched_overhang_and_cache(tmp_path):
+    volume = np.random.default_rng(1).integers(0, 9, (9, 10, 5))
+    plain = _sum_stage(tmp_path / "a", volume, {"k": 1})
+    run_stage(plain, tmp_path / "a", show_progress=False)
+    batched = _sum_stage(tmp_path / "b", volume, {"k": 1}, batch=True, fit="overhang")
+    run_stage(batched, tmp_path / "b", scheduler="threads", show_progress=False)
+    assert _total(tmp_path / "a") == _total(tmp_path / "b") == int(volume.sum())
+    assert {b.read_roi.shape for b in batched.blocks()} == {(7, 7, 7)}  # one read shape with overhang
+    assert len({b.read_roi.shape for b in plain.blocks()}) > 1  # shrink: the far blocks read less
+    # a cache: markers of another config are dropped, not refused
+    DoneMarkers(tmp_path / "c" / "blocks", "sum", {"k": 0}, "other").prepare()
+    run_stage(_sum_stage(tmp_path / "c", volume, {"k": 2}), tmp_path / "c", show_progress=False)
+    assert _total(tmp_path / "c") == int(volume.sum())
+
+
+def test_zarr_output_tiles_chunks_and_records_state(tmp_path):
+    output = ZarrOutput(tmp_path / "volume.zarr", "x", (8, 8, 8), np.uint16, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (4, 4, 4))
+    assert output.state() is None
+    stage = Stage(name="x", volume_shape=(8, 8, 8), block_shape=(4, 4, 4), inputs={}, output=output,
+                  process=lambda data: np.full(data.block.write_roi.shape, sum(data.block.index) + 1, np.uint16),
+                  config={"v": 1})
+    run_stage(stage, tmp_path, show_progress=False)
+    assert output.state()["complete"] is True and output.state()["config_hash"] == stage.config_hash
+    stored = open_level(tmp_path / "volume.zarr", "x", 0, mode="r")[:]
+    assert stored[0, 0, 0] == 1 and stored[7, 7, 7] == 4 and stored[0, 4, 7] == 3
+    manifest = (tmp_path / "manifests" / "x.jsonl").read_text().splitlines()
+    assert len(manifest) == 1 + 8  # a header, then one record of chunk files per block (the resume check)
