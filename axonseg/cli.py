@@ -139,7 +139,7 @@ def predict(
 ) -> None:
     """Predict affinities blockwise (one channel per offset, offsets in voxels z y x) with the default or a given model."""
     from axonseg.config import validate_config
-    from axonseg.pipelines.predict import PredictConfig, load_predict_config, run_predict
+    from axonseg.pipelines.segment.predict import PredictConfig, load_predict_config, run_predict
 
     settings = load_predict_config(config)
     if block_shape is not None:
@@ -161,7 +161,7 @@ def segment(
     restart: bool = typer.Option(False, "--restart", help="start stages again after a config change"),
 ) -> None:
     """Run predict, fragments, agglomeration, relabel, (evaluate,) skeletonize and export on one volume."""
-    from axonseg.pipelines.segment import load_pipeline_config, run_segment
+    from axonseg.pipelines.segment.pipeline import load_pipeline_config, run_segment
 
     result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart)
     details = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items())
@@ -185,7 +185,7 @@ def evaluate(
 
     from axonseg.errors import InputError
     from axonseg.pipelines.evaluate import evaluate_arrays_blockwise, evaluate_run, load_evaluate_config
-    from axonseg.pipelines.evaluate_report import print_summary
+    from axonseg.pipelines.evaluate.report import print_summary
 
     if (run_dir is None) == (pred is None):
         raise InputError("evaluate: give exactly one of RUN_DIR or --pred ARRAY")
@@ -265,7 +265,7 @@ def simulate(
 @app.command()
 def agglomerate(
     run_dir: Path = typer.Argument(..., help="run folder whose volume.zarr/affinities exist (czyx, offsets in the group attrs)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="segment config YAML (see configs/segment.yaml; configs/segment_fib.yaml, configs/segment_axonem.yaml)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="agglomerate config YAML (see configs/agglomerate.yaml; configs/agglomerate_fib.yaml, configs/agglomerate_axonem.yaml)"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="LUT threshold in [0, 1] (1 - affinity) written to segmentation/; default: the config's, else reports/best_threshold.json, else the median"),
     block_shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--block-shape", help="block shape in voxels, z y x"),
     scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
@@ -273,7 +273,8 @@ def agglomerate(
 ) -> None:
     """Fragments -> region graph -> agglomeration LUTs -> segmentation, from a run's affinities (blockwise, resumable)."""
     from axonseg.config import validate_config
-    from axonseg.pipelines.segment_stages import SegmentConfig, load_segment_config, run_segment_stages
+    from axonseg.pipelines.segment.config import SegmentConfig, load_segment_config
+    from axonseg.pipelines.segment.stages import run_segment_stages
 
     settings = load_segment_config(config)
     if block_shape is not None:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from axonseg.io import create_multiscale, mark_complete, open_level, open_volume, write_block
-from axonseg.pipelines._export_lookup import make_source, segment_ids_at
+from axonseg.pipelines.export._lookup import make_source, segment_ids_at
 from axonseg.pipelines.export import ExportConfig, run_export
 
 VOXEL_SIZE = (8.0, 8.0, 8.0)

@@ -1,7 +1,7 @@
 """Benchmark: the whole ``axonseg segment`` pipeline at two volume sizes, stage by stage.
 
 Runs predict -> fragments -> graph -> agglomerate -> relabel -> skeletonize -> export (the
-stages of :func:`axonseg.pipelines.segment.run_segment`; evaluate is left out because a
+stages of :func:`axonseg.pipelines.segment.pipeline.run_segment`; evaluate is left out because a
 production volume has no ground truth) on synthetic AxonEM-like volumes (30x8x8 nm) of
 ``--sizes`` cubed voxels with one block shape. Each stage runs in its own process, forked
 from a server that has only imported the libraries, so its peak RSS (ru_maxrss) is its own
@@ -52,13 +52,13 @@ SPEEDUP_STAGES = ("fragments", "graph", "agglomerate", "relabel")
 UNTIMED = ("agglomerate",)  # needed by relabel, but it runs in one thread whatever the scheduler
 VOXEL_SIZE = (30.0, 8.0, 8.0)
 TERAVOXEL = 1e12
-PRELOAD = ["numpy", "torch", "dask", "distributed", "zarr", "axonseg.pipelines.segment", "axonseg.pipelines.synth"]
+PRELOAD = ["numpy", "torch", "dask", "distributed", "zarr", "axonseg.pipelines.segment.pipeline", "axonseg.pipelines.synth"]
 
 
 # ---------------------------------------------------------------- child side (forked per stage)
 
 def _segment_config(block: tuple[int, int, int]):  # noqa: ANN202
-    from axonseg.pipelines.segment_config import SegmentConfig
+    from axonseg.pipelines.segment.config import SegmentConfig
 
     return SegmentConfig(block_shape=block)
 
@@ -80,7 +80,7 @@ def _run_stage(stage: str, spec: dict) -> dict:
             save_model(build_model(ModelConfig(voxel_size=VOXEL_SIZE, **shape), seed=0), spec["model"])
         return {"axons": result.n_axons, "neurites": result.n_neurites}
     if stage == "predict":
-        from axonseg.pipelines.predict import PredictConfig, run_predict
+        from axonseg.pipelines.segment.predict import PredictConfig, run_predict
 
         out = run_predict(run_dir, f"{spec['store']}/raw", spec["model"], PredictConfig(block_shape=block), **common)
         return {"precision": out.precision, "blocks": out.blocks}
@@ -94,7 +94,7 @@ def _run_stage(stage: str, spec: dict) -> dict:
 
         out = run_export(run_dir, ["sonata"], None, overwrite=True, config=ExportConfig(proxy_block_shape=block))
         return {"synapses": out.n_synapses, "edges": out.n_pairs}
-    from axonseg.pipelines import agglomerate, fragments, graph, relabel
+    from axonseg.pipelines.segment import agglomerate, fragments, graph, relabel
 
     runner = {"fragments": fragments.run_fragments, "graph": graph.run_graph,
               "agglomerate": agglomerate.run_agglomerate, "relabel": relabel.run_relabel}[stage]

@@ -27,7 +27,7 @@ from scipy import ndimage
 from axonseg.io import create_multiscale, mark_complete, open_level, write_block
 from axonseg.model import Predictor, build_model, load_model, save_model, shapes
 from axonseg.model.config import ModelConfig
-from axonseg.pipelines.predict import PredictConfig, run_predict
+from axonseg.pipelines.segment.predict import PredictConfig, run_predict
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "data" / "models" / "fib_default" / "model.pt"

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from axonseg.errors import InputError, OutputExistsError
-from axonseg.pipelines.segment import PipelineConfig, run_segment
+from axonseg.pipelines.segment.pipeline import PipelineConfig, run_segment
 from axonseg.pipelines.simulate import SimulateConfig, run_simulate
 from axonseg.pipelines.synth import write_synth
 

@@ -3,8 +3,9 @@ which labels a run shows. Relabel, skeletonize, export, evaluate and the viewer 
 
 The rule: a threshold asked for, else the configured one (``relabel_threshold`` of the
 caller's config, else of the run's recorded ``config.yaml``), else the evaluated best
-(``reports/best_threshold.json``) when it has a LUT, else the median of the LUT thresholds
-(the lower middle one for an even count). The labels at that threshold are the
+(``reports/best_threshold.json``) when it has a LUT, else the threshold the model was
+calibrated at on validation data (stored in the model file by training; the nearest LUT), else
+the median of the LUT thresholds (the lower middle one for an even count). The labels at that threshold are the
 ``segmentation/`` cache when it was made from that very LUT, else the fragments with the LUT.
 """
 
@@ -24,16 +25,35 @@ from axonseg.blockwise import Roi
 from axonseg.errors import InputError
 from axonseg.io import Volume, group_attrs, group_exists, open_volume
 from axonseg.io.luts import read_lut, read_lut_index
-from axonseg.pipelines._segment_source import check_label_volume, read_roi, run_store
+from axonseg.pipelines.labels import check_label_volume, read_roi
 from axonseg.segment.lut import Lut, apply_lut
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BEST_THRESHOLD_FILE", "Lut", "RunFolder", "RunLabels", "apply_lut"]
+__all__ = ["BEST_THRESHOLD_FILE", "Lut", "RunFolder", "RunLabels", "apply_lut", "remove_if_empty", "run_store"]
 
 BEST_THRESHOLD_FILE = Path("reports") / "best_threshold.json"
 INPUTS_FILE = "inputs.json"
 CONFIG_FILE = "config.yaml"
+
+
+def run_store(run_dir: Path) -> Path:
+    """The run's ``volume.zarr``; raises InputError when the run folder has none."""
+    store = Path(run_dir) / "volume.zarr"
+    if not store.is_dir():
+        raise InputError(f"{run_dir}: not a run folder (no volume.zarr inside)")
+    return store
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` when nothing is left in it (the run's ``blocks/`` after a finished stage)."""
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _subfolder(name: str) -> property:
+    """A :class:`RunFolder` property: the path ``RUN/<name>`` (it may not exist yet)."""
+    return property(lambda self: self.path / name, doc=f"``RUN/{name}``.")
 
 
 def _median(thresholds: list[float]) -> float:
@@ -120,25 +140,11 @@ class RunFolder:
         """
         return run_store(self.path)
 
-    @property
-    def luts_dir(self) -> Path:
-        return self.path / "luts"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.path / "reports"
-
-    @property
-    def graph_dir(self) -> Path:
-        return self.path / "graph"
-
-    @property
-    def skeletons_dir(self) -> Path:
-        return self.path / "skeletons"
-
-    @property
-    def blocks_dir(self) -> Path:
-        return self.path / "blocks"
+    luts_dir = _subfolder("luts")
+    reports_dir = _subfolder("reports")
+    graph_dir = _subfolder("graph")
+    skeletons_dir = _subfolder("skeletons")
+    blocks_dir = _subfolder("blocks")
 
     # ---- LUTs --------------------------------------------------------------------------------
     def lut_index(self) -> dict:
@@ -208,7 +214,9 @@ class RunFolder:
 
     def choose_threshold(self, asked: float | None = None, configured: float | None = None) -> float:
         """The LUT threshold the run shows: ``asked``, else ``configured``, else the evaluated
-        best when it has a LUT, else the median of the LUT thresholds (the lower middle one).
+        best when it has a LUT, else the threshold the run's model was calibrated at on
+        validation data (:meth:`model_threshold`; the nearest LUT), else the median of the LUT
+        thresholds (the lower middle one).
 
         Args:
             asked: a threshold in [0, 1] asked for (``threshold`` of a command or config).
@@ -234,7 +242,64 @@ class RunFolder:
             if match is not None:
                 return match
             logger.warning("%s names %s, which has no LUT now; using the median", BEST_THRESHOLD_FILE, best)
+        calibrated = self.model_threshold()
+        if calibrated is not None:
+            nearest = min(available, key=lambda t: (abs(t - calibrated), t))
+            if not np.isclose(nearest, calibrated):
+                logger.info("the model's calibrated threshold %s has no LUT; using the nearest, %s", calibrated, nearest)
+            return nearest
         return _median(available)
+
+    def stage_states(self) -> dict[str, dict[str, Any] | None]:
+        """Every stage's recorded state in one place, by stage: ``{"complete", "config_hash",
+        ...}`` or None where the stage has not run. The records themselves stay beside their
+        outputs (a zarr group's ``axonseg`` attributes, ``graph/graph.json``,
+        ``luts/agglomerate.json``, ``skeletons/config.yaml``, ``reports/best_threshold.json``),
+        so each output and its state are replaced together."""
+        store = self.path / "volume.zarr"
+
+        def group(name: str) -> dict[str, Any] | None:
+            if not (store.is_dir() and group_exists(store, name)):
+                return None
+            attrs = group_attrs(store, name)
+            return {key: attrs.get(key) for key in ("complete", "config_hash", "threshold", "lut_file") if key in attrs}
+
+        def record(path: Path) -> dict[str, Any] | None:
+            if not path.exists():
+                return None
+            loaded = yaml.safe_load(path.read_text()) if path.suffix == ".yaml" else json.loads(path.read_text())
+            return loaded if isinstance(loaded, dict) else None
+
+        skeletons = record(self.skeletons_dir / "config.yaml")
+        evaluated = record(self.path / BEST_THRESHOLD_FILE)
+        return {
+            "predict": group("affinities"), "fragments": group("fragments"),
+            "graph": record(self.graph_dir / "graph.json"), "agglomerate": record(self.luts_dir / "agglomerate.json"),
+            "relabel": group("segmentation"),
+            "skeletonize": None if skeletons is None else {"complete": (self.skeletons_dir / "nodes.parquet").exists(),
+                                                          "config_hash": skeletons.get("config_hash")},
+            "evaluate": None if evaluated is None else {"complete": True, "threshold": evaluated.get("threshold")},
+        }
+
+    def model_threshold(self) -> float | None:
+        """The agglomeration threshold the run's model was calibrated at on validation data
+        (``threshold`` in the model file's ``extra``, written by training), or None: a model
+        from before calibration, or a run without affinities of a known model file."""
+        model = self._affinity_attrs().get("model")
+        if not model or not Path(model).is_file():
+            return None
+        import torch
+
+        try:
+            extra = torch.load(model, map_location="cpu", weights_only=True).get("extra") or {}
+        except Exception:  # noqa: BLE001 - an unreadable model file simply carries no calibration
+            return None
+        value = extra.get("threshold")
+        return None if value is None else float(value)
+
+    def _affinity_attrs(self) -> dict[str, Any]:
+        store = self.path / "volume.zarr"
+        return group_attrs(store, "affinities") if store.is_dir() and group_exists(store, "affinities") else {}
 
     def default_threshold(self) -> float:
         """:meth:`choose_threshold` with nothing asked: the threshold every job and the viewer

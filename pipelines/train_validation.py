@@ -43,9 +43,9 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
         on steps that are not a multiple of ``cfg.segment_validation_every``.
     """
     from axonseg.pipelines.evaluate import evaluate_run
-    from axonseg.pipelines.predict import PredictConfig, run_predict
-    from axonseg.pipelines.segment_config import SegmentConfig
-    from axonseg.pipelines.segment_stages import run_segment_stages
+    from axonseg.pipelines.segment.config import SegmentConfig
+    from axonseg.pipelines.segment.predict import PredictConfig, run_predict
+    from axonseg.pipelines.segment.stages import run_segment_stages
 
     work_dir = Path(work_dir)
     store = work_dir / "heldout.zarr"

@@ -19,9 +19,9 @@ from scipy.ndimage import gaussian_filter
 
 from axonseg.io import create_multiscale, mark_complete, open_level, open_volume, write_block
 from axonseg.pipelines.evaluate import evaluate_run
-from axonseg.pipelines.predict import PredictConfig, run_predict
-from axonseg.pipelines.segment_config import SegmentConfig
-from axonseg.pipelines.segment_stages import run_segment_stages
+from axonseg.pipelines.segment.config import SegmentConfig
+from axonseg.pipelines.segment.predict import PredictConfig, run_predict
+from axonseg.pipelines.segment.stages import run_segment_stages
 
 HELDOUT = Path(__file__).resolve().parents[1] / "data" / "fib_medulla_heldout.h5"
 NN = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]

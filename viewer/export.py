@@ -30,7 +30,7 @@ def last_exported_op(run_dir: Path) -> int:
 def _touched_skeletons(run: RunData, session: ProofreadSession, segments: set[int], pad_voxels: int = 8) -> dict:
     """Fresh skeletons of ``segments``, each traced in the box (voxels, zyx) around its fragments'
     centroids, padded by a fragment's reach."""
-    from axonseg.pipelines.reskeletonize import skeletonize_fragments  # kimimaro only when needed
+    from axonseg.pipelines.skeletonize.reskeletonize import skeletonize_fragments  # kimimaro only when needed
 
     graphs = {}
     shape = np.asarray(run.fragments[0].spatial_shape)

@@ -142,7 +142,7 @@ def load_run(run_dir: str | Path) -> RunData:
     threshold = run.default_threshold()
     graph = None
     if (run.graph_dir / "graph.json").exists():
-        from axonseg.pipelines.graph import read_graph  # pulls the blockwise stage code only when needed
+        from axonseg.pipelines.segment.graph import read_graph  # pulls the blockwise stage code only when needed
         graph = read_graph(run_dir)
     evaluation_path = run.reports_dir / "evaluation.json"
     evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None

@@ -8,7 +8,7 @@ Example::
 
     from axonseg.connectome import EdgeParams, build_connectome, normalize_synapse_table
     table = normalize_synapse_table(df)                 # presets: axonseg, xyz, cave
-    table["pre_id"], table["post_id"] = ...             # ids at the points (pipelines/export.py)
+    table["pre_id"], table["post_id"] = ...             # ids at the points (pipelines/export/job.py)
     connectome = build_connectome(table, skeletons, EdgeParams(), rule)
 """
 

@@ -127,6 +127,27 @@ def _check_activity(model: AffinityNet, batches: list[dict], cfg: TrainConfig, s
     return row
 
 
+def _is_best_validation(row: dict[str, float], history: list[dict[str, float]]) -> bool:
+    """This row holds a segmentation validation whose NERL beats every earlier one (ties: lower
+    VOI split + merge)."""
+    if not math.isfinite(row.get("hook_nerl", math.nan)):
+        return False
+
+    def rank(r: dict[str, float]) -> tuple[float, float]:
+        return (r["hook_nerl"], -(r.get("hook_voi_split", 0.0) + r.get("hook_voi_merge", 0.0)))
+
+    earlier = [r for r in history[:-1] if math.isfinite(r.get("hook_nerl", math.nan))]
+    return all(rank(row) > rank(r) for r in earlier)
+
+
+def _calibration(row: dict[str, float]) -> dict[str, float]:
+    """What a model file records of the validation that chose it: step, the agglomeration
+    threshold that scored best there (the pipeline's default for this model), NERL and VOI."""
+    extra = {"step": int(row["step"]), "threshold": row.get("hook_threshold", math.nan), "val_nerl": row["hook_nerl"],
+             "val_voi_split": row.get("hook_voi_split", math.nan), "val_voi_merge": row.get("hook_voi_merge", math.nan)}
+    return {key: value for key, value in extra.items() if not (isinstance(value, float) and math.isnan(value))}
+
+
 def train(
     cfg: TrainConfig,
     train_volumes: list[TrainingVolume],
@@ -138,7 +159,9 @@ def train(
     """Train (or resume training) an ``AffinityNet``.
 
     Args:
-        cfg: the run's config; ``cfg.out_dir`` receives ``checkpoints/``, ``model.pt``,
+        cfg: the run's config; ``cfg.out_dir`` receives ``checkpoints/`` (the resumable state),
+            ``model.pt`` (with a segmentation validation hook: the weights of the best validation
+            NERL, recording its step and threshold; else the latest weights),
             ``losses.csv``, ``losses.png`` and ``train_config.json``.
         train_volumes: volumes cut to their training ROIs.
         val_volumes: held-out volumes (validation loss every ``validate_every`` steps).
@@ -215,6 +238,9 @@ def train(
             log.info("step %d loss %.4f val_loss %.4f%s (%.2f s/step)", done, row["loss"], row["val_loss"], hooked,
                      (time.perf_counter() - tic) / max(1, done - start))
         history.append(row)
+        if _is_best_validation(row, history):
+            # the model file is the checkpoint chosen on validation, with its calibrated threshold
+            save_model(model, out_dir / "model.pt", extra=_calibration(row))
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
@@ -222,6 +248,7 @@ def train(
                 "model_config": cfg.model.model_dump_json(), "sampler": json.dumps({"seed": cfg.seed, "next_step": done}),
             }
             save_training_state(checkpoint_dir, done, state, keep=cfg.keep_checkpoints)
-            save_model(model, out_dir / "model.pt", extra={"step": done})
+            if not any("hook_nerl" in r for r in history):  # no segmentation validation: the latest
+                save_model(model, out_dir / "model.pt", extra={"step": done})
             write_history(history, out_dir)
     return {"step": done, "history": history, "model": model}

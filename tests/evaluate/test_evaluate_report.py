@@ -12,7 +12,7 @@ from rich.console import Console
 
 from axonseg.errors import OutputExistsError
 from axonseg.evaluate import evaluate_arrays
-from axonseg.pipelines.evaluate_report import print_summary, write_report
+from axonseg.pipelines.evaluate.report import print_summary, write_report
 
 
 def _rows(tubes):

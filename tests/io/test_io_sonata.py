@@ -11,7 +11,7 @@ import pytest
 
 from axonseg.connectome import EdgeParams, build_connectome, synapses_from_arrays
 from axonseg.io.sonata import EDGE_POPULATION, NODE_POPULATION, SONATA_MAGIC, ranges_index, read_sonata, write_sonata
-from axonseg.pipelines._export_writers import sonata_edges
+from axonseg.pipelines.export._writers import sonata_edges
 
 libsonata = pytest.importorskip("libsonata", reason="libsonata is a runtime dependency of the SONATA export")
 

@@ -156,3 +156,27 @@ def test_labels_roi_keeps_raw_context_and_cuts_labels(tmp_path):
     assert not train_volumes[0].labels[10:].any()
     assert not val_volumes[0].labels[:20].any() and not val_volumes[0].labels[25:].any()
     assert np.unique(val_volumes[0].labels[20:25]).tolist() == list(range(21, 26))
+
+
+def test_model_file_is_the_best_validation_with_its_calibrated_threshold(tmp_path, make_blob_labels):
+    """With a segmentation validation, model.pt holds the weights of the best validation NERL and
+    records that step's threshold (the pipeline's default for the model), not the latest."""
+    labels = make_blob_labels((44, 20, 20), seed=1, sigma=2.0)
+    raw = np.where(labels > 0, 180, 60).astype(np.uint8)
+    volume = TrainingVolume(raw, labels, (10, 10, 10))
+    scores = {2: (0.2, 0.3), 4: (0.6, 0.45), 6: (0.4, 0.7)}
+    kept = {}
+
+    def hook(step, model):  # noqa: ANN001, ANN202
+        kept[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        nerl, threshold = scores[step]
+        return {"nerl": nerl, "threshold": threshold, "voi_split": 1.0, "voi_merge": 0.5}
+
+    cfg = config(model=ModelConfig(num_fmaps=3, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)]),
+                 output_shape=(4, 4, 4), steps=6, validate_every=2, checkpoint_every=2, val_crops=1,
+                 out_dir=str(tmp_path), n_threads=1, amp="off")
+    train(cfg, [volume], [volume], validate_hook=hook)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["extra"] == {"step": 4, "threshold": 0.45, "val_nerl": 0.6, "val_voi_split": 1.0, "val_voi_merge": 0.5}
+    for key, value in kept[4].items():
+        assert torch.equal(saved["state_dict"][key], value)

@@ -13,7 +13,7 @@ from axonseg.errors import ConfigError, InputError
 from axonseg.evaluate import evaluate_arrays
 from axonseg.io import create_multiscale, mark_complete, open_level, write_block
 from axonseg.io.luts import write_luts
-from axonseg.pipelines import _evaluate_blocks, _gt_skeletons
+from axonseg.pipelines.evaluate import _blocks as _evaluate_blocks, _gt_skeletons
 from axonseg.pipelines.evaluate import (
     EvaluateConfig,
     choose_best,

@@ -14,7 +14,7 @@ from axonseg.io import create_multiscale, mark_complete, open_level, open_volume
 from axonseg.io.luts import write_luts
 from axonseg.io.nir_file import read_nir
 from axonseg.io.sonata import read_sonata
-from axonseg.pipelines._export_writers import read_pynn_list
+from axonseg.pipelines.export._writers import read_pynn_list
 from axonseg.pipelines.export import ExportConfig, load_export_config, run_export
 from axonseg.skeleton import AxonGraph
 

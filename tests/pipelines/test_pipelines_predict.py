@@ -15,10 +15,10 @@ from axonseg.errors import InputError, StageError
 from axonseg.io import create_multiscale, group_attrs, mark_complete, open_level, write_block
 from axonseg.model import ModelConfig, Predictor, build_model, load_model, predict_volume, save_model
 from axonseg.model.predict import Predictor as PredictorClass
-from axonseg.pipelines import predict as predict_module
+from axonseg.pipelines.segment import predict as predict_module
 from axonseg.io.border import mirror_indices
-from axonseg.pipelines._predict_blocks import predict_grid
-from axonseg.pipelines.predict import PredictConfig, default_model_path, run_predict
+from axonseg.pipelines.segment._predict_blocks import predict_grid
+from axonseg.pipelines.segment.predict import PredictConfig, default_model_path, run_predict
 
 VOXEL = (10.0, 10.0, 10.0)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

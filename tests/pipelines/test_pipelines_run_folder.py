@@ -15,9 +15,10 @@ from axonseg.errors import InputError
 from axonseg.io import create_multiscale, group_attrs, mark_complete, open_level, write_block
 from axonseg.io.luts import write_luts
 from axonseg.pipelines import RunFolder
-from axonseg.pipelines.export import ExportConfig, _label_source
-from axonseg.pipelines.relabel import run_relabel
-from axonseg.pipelines.segment_config import SegmentConfig
+from axonseg.pipelines.export import ExportConfig
+from axonseg.pipelines.export.job import _label_source
+from axonseg.pipelines.segment.config import SegmentConfig
+from axonseg.pipelines.segment.relabel import run_relabel
 from axonseg.pipelines.skeletonize import SkeletonizeConfig, read_run_skeletons, run_skeletonize
 from axonseg.segment import Lut, apply_lut
 from axonseg.skeleton import SkeletonParams
@@ -198,3 +199,37 @@ def test_recorded_inputs_and_configured_threshold(tmp_path: Path) -> None:
     assert (folder.store, folder.luts_dir, folder.reports_dir, folder.graph_dir, folder.skeletons_dir,
             folder.blocks_dir) == (run / "volume.zarr", run / "luts", run / "reports", run / "graph",
                                    run / "skeletons", run / "blocks")
+
+
+def test_the_models_calibrated_threshold_beats_the_median(tmp_path: Path) -> None:
+    """A model trained with segmentation validation stores the threshold that scored best there;
+    a run predicted with it shows that threshold (the nearest LUT) when nothing else is known,
+    and relabel applies it."""
+    import torch
+
+    run = tmp_path / "run"
+    luts = make_run(run, [0.2, 0.4, 0.6, 0.8])
+    model = tmp_path / "model.pt"
+    torch.save({"model_config": "{}", "state_dict": {}, "extra": {"step": 500, "threshold": 0.65}}, model)
+    affinities = np.full((3, *SHAPE), 255, np.uint8)
+    store = run / "volume.zarr"
+    create_multiscale(store, "affinities", SHAPE, np.uint8, VOXEL, chunk_shape=(8, 16, 32), channels=3,
+                      attrs={"model": str(model), "offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]})
+    write_block(open_level(store, "affinities", 0), affinities, (0, 0, 0))
+    folder = RunFolder(run)
+    assert folder.model_threshold() == 0.65
+    states = folder.stage_states()
+    assert states["fragments"]["complete"] is True and states["predict"]["complete"] is False
+    assert states["graph"] is None and states["relabel"] is None and states["evaluate"] is None
+    assert folder.default_threshold() == 0.6  # the nearest LUT, not the median 0.4
+    result = run_relabel(run, SegmentConfig(block_shape=(8, 16, 32)), scheduler="synchronous", show_progress=False)
+    assert result.details["threshold"] == 0.6
+    assert folder.stage_states()["relabel"] == {"complete": True, "config_hash": result.config_hash, "threshold": 0.6,
+                                                "lut_file": "luts/threshold_0.6000.npz"}
+    labels = folder.labels()
+    assert labels.threshold == 0.6
+    np.testing.assert_array_equal(labels.read(Roi.of((0, 0, 0), SHAPE))[labels.keys[0]], expected_segments(luts, 0.6))
+    folder.write_best_threshold({"threshold": 0.8})  # an evaluation against this run's own labels wins
+    assert folder.default_threshold() == 0.8
+    model.write_text("not a model")
+    assert RunFolder(run).model_threshold() is None

@@ -10,7 +10,7 @@ import pytest
 from axonseg.config import load_config
 from axonseg.io import create_multiscale, group_attrs, mark_complete, open_level, write_block
 from axonseg.model import ModelConfig, build_model, save_model
-from axonseg.pipelines.segment import PipelineConfig, run_segment
+from axonseg.pipelines.segment.pipeline import PipelineConfig, run_segment
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

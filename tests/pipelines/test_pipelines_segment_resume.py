@@ -24,7 +24,7 @@ from axonseg.errors import ConfigError, InputError, OutputExistsError, StageErro
 from axonseg.io import group_attrs, open_level
 from fault_injection import DRIVER
 from axonseg.model import ModelConfig, build_model, save_model
-from axonseg.pipelines.segment import load_pipeline_config, restart_plan, run_segment
+from axonseg.pipelines.segment.pipeline import load_pipeline_config, restart_plan, run_segment
 from axonseg.pipelines.synth import write_synth
 
 CONFIG = """\

@@ -19,13 +19,13 @@ from axonseg.config import load_config, validate_config
 from axonseg.errors import ConfigError, InputError, StageError
 from axonseg.io import create_multiscale, group_attrs, mark_complete, open_level, open_volume, write_block
 from axonseg.io.luts import read_luts
-from axonseg.pipelines import fragments as fragments_stage
-from axonseg.pipelines.agglomerate import run_agglomerate
-from axonseg.pipelines.fragments import run_fragments
-from axonseg.pipelines.graph import read_graph, run_graph
-from axonseg.pipelines.relabel import run_relabel
-from axonseg.pipelines.segment_config import SegmentConfig, load_segment_config
-from axonseg.pipelines.segment_stages import run_segment_stages
+from axonseg.pipelines.segment import fragments as fragments_stage
+from axonseg.pipelines.segment.agglomerate import run_agglomerate
+from axonseg.pipelines.segment.config import SegmentConfig, load_segment_config
+from axonseg.pipelines.segment.fragments import run_fragments
+from axonseg.pipelines.segment.graph import read_graph, run_graph
+from axonseg.pipelines.segment.relabel import run_relabel
+from axonseg.pipelines.segment.stages import run_segment_stages
 from axonseg.segment import relabel
 
 NN = [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]
@@ -283,7 +283,7 @@ def test_bad_offsets_and_thresholds_are_named(tmp_path, small_affinities):
         validate_config(SegmentConfig, {"agglomerate": {"thresholds": [0.2, 1.5]}})
     with pytest.raises(ConfigError, match="relabel_threshold"):
         validate_config(SegmentConfig, {"relabel_threshold": -0.1})
-    bad_yaml = tmp_path / "segment.yaml"
+    bad_yaml = tmp_path / "agglomerate.yaml"
     bad_yaml.write_text("fragments:\n  boundary_treshold: 0.5\n")
     with pytest.raises(ConfigError, match="boundary_treshold"):
         load_config(bad_yaml, SegmentConfig)
@@ -324,7 +324,7 @@ def test_touching_cubes_stay_apart_or_merge(tmp_path, block_shape, method):
 
 
 def test_shipped_configs_load():
-    for name in ("segment.yaml", "segment_fib.yaml", "segment_axonem.yaml"):
+    for name in ("agglomerate.yaml", "agglomerate_fib.yaml", "agglomerate_axonem.yaml"):
         config = load_segment_config(REPO / "configs" / name)
         assert all(0.0 <= t <= 1.0 for t in config.agglomerate.thresholds)
-    assert load_segment_config(REPO / "configs" / "segment_axonem.yaml").fragments.per_section
+    assert load_segment_config(REPO / "configs" / "agglomerate_axonem.yaml").fragments.per_section

@@ -12,7 +12,7 @@ import pytest
 from axonseg.errors import InputError, StageError
 from axonseg.io import create_multiscale, mark_complete, open_level, write_block
 from axonseg.io.luts import write_luts
-from axonseg.pipelines import skeletonize as skeletonize_module
+from axonseg.pipelines.skeletonize import job as skeletonize_module
 from axonseg.pipelines.skeletonize import SkeletonizeConfig, load_skeletonize_config, read_run_skeletons, run_skeletonize
 from axonseg.skeleton import SkeletonParams, from_swc
 
@@ -156,8 +156,8 @@ def test_apply_lut_maps_listed_ids_and_keeps_the_rest():
 
 def test_join_in_id_range_batches_equals_the_join_in_memory(tmp_path):
     """The stage joins a batch of segments at a time (bounded memory); the result must not change."""
-    from axonseg.pipelines._skeleton_blocks import join_distances, read_block_graphs, skeletonize_blocks
-    from axonseg.pipelines._skeleton_join import join_to_disk
+    from axonseg.pipelines.skeletonize.blocks import join_distances, read_block_graphs, skeletonize_blocks
+    from axonseg.pipelines.skeletonize.join import join_to_disk
     from axonseg.skeleton import SkeletonStore, join_skeletons
 
     shape = (20, 96, 96)

@@ -71,7 +71,7 @@ def test_hook_on_perfect_affinities_gives_full_nerl(tmp_path, monkeypatch):
     cfg = config(tmp_path)
     truth, _ = compute_affinities(volume.labels.astype(np.int64), cfg.model.offsets, zero_is_unlabelled=False)
 
-    import axonseg.pipelines.predict as predict_pipeline
+    import axonseg.pipelines.segment.predict as predict_pipeline
 
     def fake_predict(run, raw_address, model_path, predict_config, **kwargs):
         from axonseg.io import create_multiscale, mark_complete, open_level, write_block

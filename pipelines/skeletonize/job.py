@@ -17,10 +17,9 @@ from pydantic import Field, field_validator
 from axonseg.blockwise import Roi
 from axonseg.config import IntTriple, ShapeTriple, StrictModel, config_hash, load_config, save_resolved
 from axonseg.skeleton import AxonGraph, SkeletonParams, SkeletonStore
-from axonseg.pipelines._segment_source import remove_if_empty
-from axonseg.pipelines._skeleton_blocks import join_distances, read_skeletons, skeletonize_blocks
-from axonseg.pipelines._skeleton_join import join_to_disk
-from axonseg.pipelines.run_folder import RunFolder
+from axonseg.pipelines.run_folder import RunFolder, remove_if_empty
+from axonseg.pipelines.skeletonize.blocks import join_distances, read_skeletons, skeletonize_blocks
+from axonseg.pipelines.skeletonize.join import join_to_disk
 
 logger = logging.getLogger(__name__)
 

@@ -39,9 +39,9 @@ from axonseg.connectome.nir_graph import LifParams
 from axonseg.errors import ConfigError, InputError, OutputExistsError
 from axonseg.io import group_exists, open_volume
 from axonseg.io.synapse_tables import read_table
-from axonseg.pipelines._export_lookup import LutSource, SegmentSource, contact_table, make_source, segment_ids_at
-from axonseg.pipelines._export_writers import FORMATS, write_formats
-from axonseg.pipelines._segment_source import check_label_volume
+from axonseg.pipelines.export._lookup import LutSource, SegmentSource, contact_table, make_source, segment_ids_at
+from axonseg.pipelines.export._writers import FORMATS, write_formats
+from axonseg.pipelines.labels import check_label_volume
 from axonseg.pipelines.run_folder import RunFolder
 from axonseg.pipelines.skeletonize import open_run_skeletons
 from axonseg.pipelines.synth import read_synth_synapses

@@ -1,5 +1,6 @@
 """The config of the segment stages (fragments -> graph -> agglomerate -> relabel): one YAML,
-``configs/segment.yaml``, with a section per stage so that each stage hashes only its own keys.
+``configs/agglomerate.yaml`` (the ``axonseg agglomerate`` command; the ``segment:`` section of
+``configs/pipeline.yaml``), with a section per stage so that each stage hashes only its own keys.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``axonseg segment``: one command from raw EM to a connectome, chaining the stage pipelines.
+"""``axonseg segment``, the pipeline (``configs/pipeline.yaml``): one command from raw EM to a
+connectome, chaining the stages.
 
 predict -> fragments -> graph -> agglomerate -> relabel -> (evaluate, when ground truth is
 given; the segmentation is then relabelled at the best threshold unless the config sets
@@ -28,11 +29,11 @@ from axonseg.io import open_volume
 from axonseg.blockwise.outputs import write_json
 from axonseg.pipelines.evaluate import EvaluateConfig, evaluate_run
 from axonseg.pipelines.export import ExportConfig, run_export
-from axonseg.pipelines.predict import PredictConfig, run_predict
-from axonseg.pipelines.relabel import run_relabel
 from axonseg.pipelines.run_folder import RunFolder
-from axonseg.pipelines.segment_config import SegmentConfig
-from axonseg.pipelines.segment_stages import run_segment_stages
+from axonseg.pipelines.segment.config import SegmentConfig
+from axonseg.pipelines.segment.predict import PredictConfig, run_predict
+from axonseg.pipelines.segment.relabel import run_relabel
+from axonseg.pipelines.segment.stages import run_segment_stages
 from axonseg.pipelines.skeletonize import SkeletonizeConfig, run_skeletonize
 
 logger = logging.getLogger(__name__)

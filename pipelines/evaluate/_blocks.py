@@ -21,7 +21,7 @@ from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
 from axonseg.errors import InputError, StageError
 from axonseg.evaluate import EvaluationAccumulator, as_flat_skeletons
 from axonseg.io import Volume
-from axonseg.pipelines._segment_source import read_roi
+from axonseg.pipelines.labels import read_roi
 
 logger = logging.getLogger(__name__)
 

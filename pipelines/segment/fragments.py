@@ -15,11 +15,19 @@ import fastremap
 import numpy as np
 
 from axonseg.blockwise.outputs import ZarrOutput
-from axonseg.blockwise.stage import BlockData, Input, Stage, StageResult, run_stage
+from axonseg.blockwise.stage import BlockData, Input, Stage
 from axonseg.segment import watershed_fragments
-from axonseg.pipelines._segment_source import run_store
-from axonseg.pipelines._segment_stage import Affinities, chunk_shape_for, open_affinities, open_mask, read_mask
-from axonseg.pipelines.segment_config import SegmentConfig
+from axonseg.pipelines.run_folder import run_store
+from axonseg.pipelines.segment._stage import (
+    Affinities,
+    chunk_shape_for,
+    declared,
+    open_affinities,
+    open_mask,
+    read_mask,
+    stage_runner,
+)
+from axonseg.pipelines.segment.config import SegmentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -89,29 +97,9 @@ def fragments_stage(run_dir: Path, config: SegmentConfig) -> Stage:
     )
 
 
-def run_fragments(
-    run_dir: str | Path,
-    config: SegmentConfig | None = None,
-    scheduler: str = "threads",
-    restart: bool = False,
-    show_progress: bool = True,
-) -> StageResult:
-    """Write ``RUN/volume.zarr/fragments`` (uint64, zyx) from ``RUN/volume.zarr/affinities``.
-
-    Args:
-        run_dir: the run folder.
-        config: block shape (voxels), fragment settings, offsets and mask; defaults when None.
-        scheduler: ``synchronous``, ``threads[:N]``, ``local[:N]`` or ``tcp://host:port``.
-        restart: drop the done markers of an interrupted run with another config and start again.
-        show_progress: draw a progress bar.
-
-    Returns:
-        A :class:`StageResult`; ``up_to_date`` when complete fragments of this config exist.
-
-    Raises:
-        InputError: no run folder, missing or mismatching affinities or mask.
-        StageError: an interrupted run used another config and ``restart`` is False.
-    """
-    config = config or SegmentConfig()
-    stage = fragments_stage(Path(run_dir), config)
-    return run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
+run_fragments = stage_runner(
+    declared(fragments_stage), "run_fragments",
+    "Write ``RUN/volume.zarr/fragments`` (uint64, zyx) from ``RUN/volume.zarr/affinities``.",
+    config="block shape (voxels), fragment settings, offsets and mask",
+    raises="no run folder, missing or mismatching affinities or mask",
+)

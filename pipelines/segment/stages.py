@@ -1,5 +1,6 @@
-"""The segment stages in order: fragments -> graph -> agglomerate -> relabel, on a run whose
-affinities exist. Each stage skips itself when its output is up to date for the config.
+"""``axonseg agglomerate``: the segment stages in order, fragments -> graph -> agglomerate ->
+relabel, on a run whose affinities exist (config: ``configs/agglomerate.yaml``). Each stage
+skips itself when its output is up to date for the config.
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ import logging
 from pathlib import Path
 
 from axonseg.blockwise.stage import StageResult
-from axonseg.pipelines.agglomerate import run_agglomerate
-from axonseg.pipelines.fragments import run_fragments
-from axonseg.pipelines.graph import run_graph
-from axonseg.pipelines.relabel import run_relabel
-from axonseg.pipelines.segment_config import SegmentConfig, load_segment_config
+from axonseg.pipelines.segment.agglomerate import run_agglomerate
+from axonseg.pipelines.segment.config import SegmentConfig, load_segment_config
+from axonseg.pipelines.segment.fragments import run_fragments
+from axonseg.pipelines.segment.graph import run_graph
+from axonseg.pipelines.segment.relabel import run_relabel
 
 logger = logging.getLogger(__name__)
 

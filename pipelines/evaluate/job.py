@@ -22,11 +22,11 @@ from axonseg.errors import InputError
 from axonseg.evaluate import SUMMARY_KEYS, EvaluationResult
 from axonseg.io import Volume, group_exists, open_volume
 from axonseg.skeleton import SkeletonParams
-from axonseg.pipelines._evaluate_blocks import accumulate_blockwise
-from axonseg.pipelines._gt_skeletons import gt_skeletons
-from axonseg.pipelines._segment_source import check_same_grid, open_labels, read_roi, remove_if_empty
-from axonseg.pipelines.evaluate_report import write_report
-from axonseg.pipelines.run_folder import RunFolder
+from axonseg.pipelines.evaluate._blocks import accumulate_blockwise
+from axonseg.pipelines.evaluate._gt_skeletons import gt_skeletons
+from axonseg.pipelines.evaluate.report import write_report
+from axonseg.pipelines.labels import check_same_grid, open_labels, read_roi
+from axonseg.pipelines.run_folder import RunFolder, remove_if_empty
 
 logger = logging.getLogger(__name__)
 

@@ -31,14 +31,14 @@ from axonseg.model import Predictor, load_model, shapes
 from axonseg.model.checkpoint import model_config_from_json
 from axonseg.model.config import ModelConfig
 from axonseg.model.unet import AffinityNet
-from axonseg.pipelines._predict_blocks import check_finite, predict_grid
-from axonseg.pipelines._segment_stage import chunk_shape_for
+from axonseg.pipelines.segment._predict_blocks import check_finite, predict_grid
+from axonseg.pipelines.segment._stage import chunk_shape_for
 
 logger = logging.getLogger(__name__)
 
 STAGE = "affinities"
 MARKER_STAGE = "predict"
-MODELS_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 VOXEL_RTOL = 0.05  # the Predictor's tolerance: a model runs on voxel sizes within 5% of its own
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from axonseg.pipelines._skeleton_blocks import (
+from axonseg.pipelines.skeletonize.blocks import (
     SkeletonOutput,
     block_graphs_from_tables,
     block_table_paths,

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from axonseg.blockwise.outputs import ZarrOutput
-from axonseg.blockwise.stage import BlockData, Input, Stage, StageResult, run_stage
+from axonseg.blockwise.stage import BlockData, Input, Stage
 from axonseg.errors import InputError
 from axonseg.io import open_level, open_volume
 from axonseg.segment import Lut, apply_lut
-from axonseg.pipelines._segment_stage import chunk_shape_for, group_state
 from axonseg.pipelines.run_folder import RunFolder
-from axonseg.pipelines.segment_config import SegmentConfig
+from axonseg.pipelines.segment._stage import chunk_shape_for, declared, group_state, stage_runner
+from axonseg.pipelines.segment.config import SegmentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -32,35 +32,14 @@ def _relabelled(lut: Lut):  # noqa: ANN202
     return process
 
 
-def run_relabel(
-    run_dir: str | Path,
-    config: SegmentConfig | None = None,
-    threshold: float | None = None,
-    scheduler: str = "threads",
-    restart: bool = False,
-    show_progress: bool = True,
-) -> StageResult:
-    """Write ``RUN/volume.zarr/segmentation`` = the LUT of one threshold applied to the fragments.
-
-    Args:
-        run_dir: the run folder; fragments and LUTs must exist.
-        config: block shape (voxels) and ``relabel_threshold``; defaults when None.
-        threshold: the LUT threshold in [0, 1]; default ``config.relabel_threshold``, else
-            ``reports/best_threshold.json``, else the median of the run's thresholds (the
-            run folder's one rule, :meth:`RunFolder.choose_threshold`).
-        scheduler: ``synchronous``, ``threads[:N]``, ``local[:N]`` or ``tcp://host:port``.
-        restart: drop the done markers of an interrupted run with another config and start again.
-        show_progress: draw a progress bar.
-
-    Returns:
-        A :class:`StageResult`; ``details`` hold ``threshold`` and ``lut_file``.
+def relabel_stage(run_dir: Path, config: SegmentConfig, threshold: float | None = None) -> Stage:
+    """The relabel stage of a run, declared: fragments in, the LUT of ``threshold`` (chosen by
+    :meth:`RunFolder.choose_threshold`) applied, uint64 segmentation out. Its config records
+    the ``threshold`` and ``lut_file``.
 
     Raises:
         InputError: no fragments or LUTs, or a threshold outside [0, 1] or without a LUT.
-        StageError: an interrupted run used another config and ``restart`` is False.
     """
-    run_dir = Path(run_dir)
-    config = config or SegmentConfig()
     run = RunFolder(run_dir)
     store = run.store
     fragments_info = group_state(store, "fragments")
@@ -76,17 +55,25 @@ def run_relabel(
                "lut_file": lut_file, "block_shape": list(config.block_shape)}
     geometry = open_volume(store / "fragments")
     fragments = open_level(store, "fragments", 0, mode="r")
-    details = {"threshold": chosen, "lut_file": lut_file}
-    stage = Stage(
+    logger.info("relabel: threshold %s (%s) -> %s", chosen, lut_file, store / OUTPUT)
+    return Stage(
         name=STAGE, volume_shape=geometry.spatial_shape, block_shape=tuple(config.block_shape),
         inputs={"fragments": Input(lambda roi: np.asarray(fragments[roi.to_slices()]), geometry.spatial_shape)},
         output=ZarrOutput(store, OUTPUT, geometry.spatial_shape, np.uint64, geometry.voxel_size, geometry.offset,
-                          chunk_shape_for(config.block_shape), attrs=details),
+                          chunk_shape_for(config.block_shape), attrs={"threshold": chosen, "lut_file": lut_file}),
         process=_relabelled(lut), config=payload,
         skip_empty=True,  # all-background fragments: the output's fill value is 0 already
     )
-    result = run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress,
-                       details=details)
-    if not result.up_to_date:
-        logger.info("relabel: threshold %s (%s) applied -> %s", chosen, lut_file, store / OUTPUT)
-    return result
+
+
+run_relabel = stage_runner(
+    declared(relabel_stage, details=("threshold", "lut_file")), "run_relabel",
+    "Write ``RUN/volume.zarr/segmentation`` = the LUT of one threshold applied to the fragments.",
+    needs="; fragments and LUTs must exist", config="block shape (voxels) and ``relabel_threshold``",
+    options="""
+        threshold: keyword only; the LUT threshold in [0, 1]; default ``config.relabel_threshold``,
+            else ``reports/best_threshold.json``, else the median of the run's thresholds (the
+            run folder's one rule, :meth:`RunFolder.choose_threshold`).""",
+    returns="; ``details`` hold ``threshold`` and ``lut_file``",
+    raises="no fragments or LUTs, or a threshold outside [0, 1] or without a LUT",
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +19,9 @@ from axonseg.io.luts import write_luts
 from axonseg.segment import Lut, RegionGraph, agglomerate, mutex_watershed
 from axonseg.blockwise.outputs import read_json, write_json
 from axonseg.blockwise.stage import StageResult, digest
-from axonseg.pipelines.graph import graph_state, read_graph
-from axonseg.pipelines.segment_config import AgglomerateConfig, SegmentConfig
+from axonseg.pipelines.segment._stage import stage_runner
+from axonseg.pipelines.segment.config import AgglomerateConfig, SegmentConfig
+from axonseg.pipelines.segment.graph import graph_state, read_graph
 
 logger = logging.getLogger(__name__)
 
@@ -47,32 +49,9 @@ def make_luts(graph: RegionGraph, settings: AgglomerateConfig) -> dict[float, Lu
     return {made.threshold: made.lut for made in luts}
 
 
-def run_agglomerate(
-    run_dir: str | Path,
-    config: SegmentConfig | None = None,
-    scheduler: str = "threads",
-    restart: bool = False,
-    show_progress: bool = True,
-) -> StageResult:
-    """Agglomerate the run's region graph and write one LUT per threshold.
-
-    Args:
-        run_dir: the run folder; its graph stage must be complete.
-        config: the ``agglomerate`` section (method, quantile, thresholds in [0, 1]) is used.
-        scheduler: accepted for a uniform stage signature; the global merge runs in this process.
-        restart: recompute even when LUTs of this config and graph exist.
-        show_progress: accepted for a uniform stage signature (the merge has no blocks to count).
-
-    Returns:
-        A :class:`StageResult` whose ``details`` hold ``n_nodes``, ``n_edges``, ``thresholds``,
-        ``read_seconds`` and ``agglomerate_seconds``.
-
-    Raises:
-        InputError: no complete region graph.
-    """
+def _agglomerate(run_dir: Path, config: SegmentConfig, *, restart: bool, **_: Any) -> StageResult:
+    """The global step of :func:`run_agglomerate` (scheduler and progress bar do not apply)."""
     started = time.perf_counter()
-    run_dir = Path(run_dir)
-    config = config or SegmentConfig()
     graph_info = graph_state(run_dir)
     if not graph_info or not graph_info.get("complete"):
         raise InputError(f"{run_dir / 'graph'}: no complete region graph; run the graph stage first")
@@ -102,3 +81,14 @@ def run_agglomerate(
     logger.info("agglomerate (%s): %d LUTs in %.1f s (merging %.1f s)", config.agglomerate.method, len(luts),
                 seconds, merge_seconds)
     return StageResult(STAGE, config_hash, 1, 0, seconds, details=details)
+
+
+run_agglomerate = stage_runner(
+    _agglomerate, "run_agglomerate", "Agglomerate the run's region graph and write one LUT per threshold.",
+    needs="; its graph stage must be complete",
+    config="its ``agglomerate`` section (method, quantile, thresholds in [0, 1]) is used",
+    scheduler=" (accepted for a uniform stage signature: the global merge runs in this process)",
+    returns=("; ``details`` hold ``n_nodes``, ``n_edges``, ``thresholds``, ``read_seconds`` and "
+             "``agglomerate_seconds``"),
+    raises="no complete region graph",
+)

@@ -16,13 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from axonseg.blockwise.outputs import TablesOutput, read_json
-from axonseg.blockwise.stage import BlockData, Input, Stage, StageResult, run_stage
+from axonseg.blockwise.stage import BlockData, Input, Stage
 from axonseg.errors import InputError
 from axonseg.io import open_level
 from axonseg.segment import RegionGraph, block_region_graph, graph_from_tables, graph_to_tables, merge_block_graphs
-from axonseg.pipelines._segment_source import run_store
-from axonseg.pipelines._segment_stage import Affinities, group_state, open_affinities
-from axonseg.pipelines.segment_config import SegmentConfig
+from axonseg.pipelines.run_folder import run_store
+from axonseg.pipelines.segment._stage import Affinities, declared, group_state, open_affinities, stage_runner
+from axonseg.pipelines.segment.config import SegmentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -87,31 +87,12 @@ def graph_stage(run_dir: Path, config: SegmentConfig) -> Stage:
     )
 
 
-def run_graph(
-    run_dir: str | Path,
-    config: SegmentConfig | None = None,
-    scheduler: str = "threads",
-    restart: bool = False,
-    show_progress: bool = True,
-) -> StageResult:
-    """Write the region graph of ``RUN/volume.zarr/fragments`` as parquet tables per block.
-
-    Args:
-        run_dir: the run folder; its fragments stage must be complete.
-        config: block shape (voxels) and offsets; defaults when None.
-        scheduler: ``synchronous``, ``threads[:N]``, ``local[:N]`` or ``tcp://host:port``.
-        restart: drop the done markers of an interrupted run with another config and start again.
-        show_progress: draw a progress bar.
-
-    Returns:
-        A :class:`StageResult`; ``up_to_date`` when the graph of these fragments exists.
-
-    Raises:
-        InputError: no complete fragments, or affinities that do not match them.
-        StageError: an interrupted run used another config and ``restart`` is False.
-    """
-    stage = graph_stage(Path(run_dir), config or SegmentConfig())
-    return run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
+run_graph = stage_runner(
+    declared(graph_stage), "run_graph",
+    "Write the region graph of ``RUN/volume.zarr/fragments`` as parquet tables per block.",
+    needs="; its fragments stage must be complete", config="block shape (voxels) and offsets",
+    raises="no complete fragments, or affinities that do not match them",
+)
 
 
 def read_graph(run_dir: str | Path) -> RegionGraph:

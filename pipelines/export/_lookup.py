@@ -24,7 +24,7 @@ from axonseg.connectome import (
     points_to_voxels,
 )
 from axonseg.io import Volume
-from axonseg.pipelines._segment_source import read_roi
+from axonseg.pipelines.labels import read_roi
 from axonseg.segment import Lut, apply_lut
 
 logger = logging.getLogger(__name__)

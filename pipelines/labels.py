@@ -1,5 +1,6 @@
-"""The boundary checks (dtype, shape, voxel size) every label input of a blockwise stage must
-pass. Which labels and LUT threshold a run shows is decided by :mod:`axonseg.pipelines.run_folder`.
+"""Label arrays shared by the jobs: the boundary checks (dtype, shape, voxel size, grid) every
+label input of a blockwise stage must pass, and reading a block of one. Which labels and LUT
+threshold a run shows is decided by :mod:`axonseg.pipelines.run_folder`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,6 @@ from axonseg.errors import InputError
 from axonseg.io import Volume, open_volume
 
 logger = logging.getLogger(__name__)
-
-
-def run_store(run_dir: Path) -> Path:
-    """The run's ``volume.zarr``; raises InputError when the run folder has none."""
-    store = Path(run_dir) / "volume.zarr"
-    if not store.is_dir():
-        raise InputError(f"{run_dir}: not a run folder (no volume.zarr inside)")
-    return store
 
 
 def check_label_volume(volume: Volume, what: str) -> None:
@@ -91,9 +84,3 @@ def check_same_grid(pred: Volume, gt: Volume) -> None:
 def read_roi(volume: Volume, roi: Roi) -> np.ndarray:
     """The voxels of ``roi`` (inside the volume) as a numpy array, zyx."""
     return volume.read(roi.to_slices())
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` when nothing is left in it (the run's ``blocks/`` after a finished stage)."""
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()

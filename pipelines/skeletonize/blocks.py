@@ -1,5 +1,7 @@
 """Blockwise skeletonization of a label volume on disk: one kimimaro call per block, each block's
 graphs written as parquet (so a killed run resumes), then joined into one graph per segment.
+
+Public: ``axonseg skeletonize`` and the ground-truth skeletons of ``axonseg evaluate`` both run it.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def skeletonize_blocks(
         show_progress: draw a progress bar.
 
     Returns:
-        The block ids, in block order; :func:`axonseg.pipelines._skeleton_join.join_to_disk`
+        The block ids, in block order; :func:`axonseg.pipelines.skeletonize.join.join_to_disk`
         joins their pieces a batch of segments at a time.
     """
     voxel = np.asarray(voxel_size, dtype=np.float64)

@@ -15,9 +15,9 @@ from pathlib import Path
 from axonseg.blockwise import Roi
 from axonseg.io import Volume, group_exists, parse_address
 from axonseg.skeleton import SkeletonParams
-from axonseg.pipelines._segment_source import read_roi
-from axonseg.pipelines._skeleton_blocks import join_distances, read_skeletons, skeletonize_blocks
-from axonseg.pipelines._skeleton_join import join_to_disk
+from axonseg.pipelines.labels import read_roi
+from axonseg.pipelines.skeletonize.blocks import join_distances, read_skeletons, skeletonize_blocks
+from axonseg.pipelines.skeletonize.join import join_to_disk
 
 logger = logging.getLogger(__name__)
 

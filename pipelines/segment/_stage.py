@@ -1,10 +1,12 @@
-"""What the segment stages share: the checked opening of a run's affinities and mask, the
-state of a finished group, and chunks that tile a block.
+"""What the segment stages share: their one runner (signature and Args written once), the
+checked opening of a run's affinities and mask, the state of a finished group, and chunks that
+tile a block.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,74 @@ import numpy as np
 import zarr
 
 from axonseg.blockwise import Roi
-from axonseg.blockwise.stage import digest
+from axonseg.blockwise.stage import Stage, StageResult, digest, run_stage
 from axonseg.errors import InputError
 from axonseg.io import group_attrs, group_exists, open_level, open_volume
 from axonseg.segment import check_affinities
-from axonseg.pipelines.segment_config import SegmentConfig
+from axonseg.pipelines.segment.config import SegmentConfig
 
 logger = logging.getLogger(__name__)
+
+
+#: A segment step: ``step(run_dir, config, scheduler=..., restart=..., show_progress=..., **options)``.
+Step = Callable[..., StageResult]
+
+_ARGS = """
+    Args:
+        run_dir: the run folder{needs}.
+        config: {config}; None: the defaults (those of ``configs/agglomerate.yaml``).
+        scheduler: ``synchronous``, ``threads[:N]``, ``local[:N]`` or ``tcp://host:port``{scheduler}.
+        restart: start the stage again, also where its output of this config exists or an
+            interrupted run used another config.
+        show_progress: draw a progress bar.{options}
+
+    Returns:
+        A :class:`StageResult`; ``up_to_date`` when the output of this config exists{returns}.
+
+    Raises:
+        InputError: {raises}.
+        StageError: an interrupted run of a blockwise stage used another config and
+            ``restart`` is False.
+"""
+
+
+def declared(factory: Callable[..., Stage], details: Sequence[str] = ()) -> Step:
+    """The step that runs the blockwise stage ``factory(run_dir, config, **options)`` declares;
+    ``details`` names keys of the stage's config that its result reports."""
+
+    def step(run_dir: Path, config: SegmentConfig, *, scheduler: str, restart: bool, show_progress: bool,
+             **options: Any) -> StageResult:
+        stage = factory(run_dir, config, **options)
+        figures = {key: stage.config[key] for key in details} or None
+        return run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress,
+                         details=figures)
+
+    step.__module__ = factory.__module__
+    return step
+
+
+def stage_runner(step: Step, name: str, summary: str, *, needs: str = "", config: str = "the segment config",
+                 scheduler: str = "", options: str = "", returns: str = "", raises: str) -> Step:
+    """The public ``run_<stage>(run_dir, config=None, scheduler="threads", restart=False,
+    show_progress=True, **options)`` of a segment stage, documented from the parts given.
+
+    Args:
+        step: what runs (:func:`declared` for a blockwise stage).
+        name: the function's name (``run_fragments``).
+        summary: its first docstring line; ``needs``, ``config``, ``scheduler``, ``options``,
+            ``returns`` and ``raises`` fill the shared Args, Returns and Raises text.
+    """
+
+    def run(run_dir: str | Path, config: SegmentConfig | None = None, scheduler: str = "threads",
+            restart: bool = False, show_progress: bool = True, **options: Any) -> StageResult:
+        return step(Path(run_dir), config or SegmentConfig(), scheduler=scheduler, restart=restart,
+                    show_progress=show_progress, **options)
+
+    run.__name__ = run.__qualname__ = name
+    run.__module__ = step.__module__
+    run.__doc__ = summary + "\n" + _ARGS.format(needs=needs, config=config, scheduler=scheduler, options=options,
+                                                returns=returns, raises=raises)
+    return run
 
 
 def group_state(store: Path, name: str) -> dict[str, Any] | None:
