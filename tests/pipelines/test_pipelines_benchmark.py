@@ -37,7 +37,11 @@ def _check_figures(figures: dict) -> None:
     assert 0 < figures["stages"]["32"]["agglomerate"]["n_edges"] < figures["stages"]["48"]["agglomerate"]["n_edges"]
     assert figures["stages"]["48"]["skeletonize"]["segments"] > 0
     assert set(figures["rss_ratio_per_stage"]) == set(STAGES)
-    assert figures["rss_ratio_512_vs_256"] == max(figures["rss_ratio_per_stage"][s] for s in ("predict", "fragments", "graph", "relabel"))
+    # the worst ratio over the stages the benchmark bounds by the block (its BLOCKWISE), all but
+    # the global agglomeration; the test named only four of them and failed whenever skeletonize
+    # or export had the largest ratio
+    bounded = ("predict", "fragments", "graph", "relabel", "skeletonize", "export")
+    assert figures["rss_ratio_512_vs_256"] == max(figures["rss_ratio_per_stage"][s] for s in bounded)
     assert 0.5 < figures["rss_ratio_512_vs_256"] < 3.0
     assert figures["cpu_hours_per_tv"] > 0 and figures["cpu_hours_per_tv_measured_cpu"] > 0
     assert 0 < figures["predict_share_of_cost"] < 1
