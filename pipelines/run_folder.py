@@ -11,6 +11,7 @@ the median of the LUT thresholds (the lower middle one for an even count). The l
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import yaml
 
 from axonseg.blockwise import Roi
 from axonseg.errors import InputError
-from axonseg.io import Volume, group_attrs, group_exists, open_volume
+from axonseg.io import Volume, group_attrs, group_exists, group_state, open_volume
 from axonseg.io.luts import read_lut, read_lut_index
 from axonseg.pipelines.labels import check_label_volume, read_roi
 from axonseg.segment.lut import Lut, apply_lut
@@ -259,9 +260,9 @@ class RunFolder:
         store = self.path / "volume.zarr"
 
         def group(name: str) -> dict[str, Any] | None:
-            if not (store.is_dir() and group_exists(store, name)):
+            attrs = group_state(store, name)
+            if attrs is None:
                 return None
-            attrs = group_attrs(store, name)
             return {key: attrs.get(key) for key in ("complete", "config_hash", "threshold", "lut_file") if key in attrs}
 
         def record(path: Path) -> dict[str, Any] | None:
@@ -281,25 +282,28 @@ class RunFolder:
             "evaluate": None if evaluated is None else {"complete": True, "threshold": evaluated.get("threshold")},
         }
 
+    @functools.cached_property
+    def _model_extra(self) -> dict[str, Any]:
+        """The ``extra`` record of the run's model file, read once per RunFolder."""
+        model = self._affinity_attrs().get("model")
+        if not model or not Path(model).is_file():
+            return {}
+        import torch
+
+        try:
+            return torch.load(model, map_location="cpu", weights_only=True).get("extra") or {}
+        except Exception:  # noqa: BLE001 - an unreadable model file simply carries no calibration
+            return {}
+
     def model_threshold(self) -> float | None:
         """The agglomeration threshold the run's model was calibrated at on validation data
         (``threshold`` in the model file's ``extra``, written by training), or None: a model
         from before calibration, or a run without affinities of a known model file."""
-        model = self._affinity_attrs().get("model")
-        if not model or not Path(model).is_file():
-            return None
-        import torch
-
-        try:
-            extra = torch.load(model, map_location="cpu", weights_only=True).get("extra") or {}
-        except Exception:  # noqa: BLE001 - an unreadable model file simply carries no calibration
-            return None
-        value = extra.get("threshold")
+        value = self._model_extra.get("threshold")
         return None if value is None else float(value)
 
     def _affinity_attrs(self) -> dict[str, Any]:
-        store = self.path / "volume.zarr"
-        return group_attrs(store, "affinities") if store.is_dir() and group_exists(store, "affinities") else {}
+        return group_state(self.path / "volume.zarr", "affinities") or {}
 
     def default_threshold(self) -> float:
         """:meth:`choose_threshold` with nothing asked: the threshold every job and the viewer

@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from axonseg.errors import AxonsegError, ConfigError, InputError
+from axonseg.io.address import Address, parse_address
 from axonseg.model.sampler import TrainingVolume
 from axonseg.model.train_config import DatasetSpec, TrainConfig
 from axonseg.model.train_loop import ValidateHook, train
@@ -86,16 +87,13 @@ def load_volumes(cfg: TrainConfig) -> tuple[list[TrainingVolume], list[TrainingV
 def resolve_address(address: str, base: Path) -> str:
     """An array address whose file part is relative is taken relative to ``base`` (the config's
     folder), so configs in the repository name data without a machine's absolute path."""
-    for marker in (".h5:", ".hdf5:", ".zarr", ".n5", ".npy", ".tif"):
-        if marker in address:
-            cut = address.index(marker) + len(marker.rstrip(":"))
-            head, tail = address[:cut], address[cut:]
-            break
-    else:
-        head, tail = address, ""
-    if Path(head).is_absolute():
+    try:
+        parsed = parse_address(address)
+    except InputError:
+        return address  # not an address we can place (e.g. a missing file): the reader names it
+    if parsed.path.is_absolute():
         return address
-    return str((base / head).resolve()) + tail
+    return str(Address(parsed.kind, (base / parsed.path).resolve(), parsed.dataset))
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -22,7 +22,7 @@ import zarr
 
 from axonseg.blockwise.block import Block
 from axonseg.blockwise.integrity import BlockNamedFiles, ZarrChunkFiles
-from axonseg.io import create_multiscale, group_attrs, group_exists, mark_complete, open_level, write_block
+from axonseg.io import create_multiscale, group_attrs, group_exists, group_state, mark_complete, open_level, write_block
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -79,7 +79,7 @@ class ZarrOutput:
         return Path(self.store) / self.name
 
     def state(self) -> dict[str, Any] | None:
-        return group_attrs(self.store, self.name) if group_exists(self.store, self.name) else None
+        return group_state(self.store, self.name)
 
     def create(self, config_hash: str, config: dict[str, Any]) -> None:
         create_multiscale(

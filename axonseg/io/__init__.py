@@ -6,6 +6,7 @@ from axonseg.io.volume import Volume, check_voxel_size
 from axonseg.io.writers import (
     create_multiscale,
     group_attrs,
+    group_state,
     group_exists,
     level_geometry_for,
     level_shapes,
@@ -25,6 +26,7 @@ __all__ = [
     "check_voxel_size",
     "create_multiscale",
     "group_attrs",
+    "group_state",
     "group_exists",
     "level_geometry_for",
     "level_shapes",

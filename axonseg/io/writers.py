@@ -56,6 +56,12 @@ def group_exists(store: Path, name: str) -> bool:
     return (Path(store) / name / "zarr.json").exists()
 
 
+def group_state(store: Path, name: str) -> dict[str, Any] | None:
+    """The ``axonseg`` attrs of ``store/name`` (``complete``, ``config_hash``, ...), or None
+    when the group does not exist."""
+    return group_attrs(store, name) if group_exists(store, name) else None
+
+
 def create_multiscale(
     store: Path,
     name: str,

@@ -85,11 +85,6 @@ def stage_runner(step: Step, name: str, summary: str, *, needs: str = "", config
     return run
 
 
-def group_state(store: Path, name: str) -> dict[str, Any] | None:
-    """The ``axonseg`` attrs of ``store/name`` (with ``complete`` and ``config_hash``), or None."""
-    return group_attrs(store, name) if group_exists(store, name) else None
-
-
 def chunk_shape_for(block_shape: tuple[int, int, int], limit: int = 128) -> tuple[int, int, int]:
     """Chunks that tile a block exactly, so no two blocks ever write into one chunk.
 

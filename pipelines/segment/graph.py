@@ -21,7 +21,8 @@ from axonseg.errors import InputError
 from axonseg.io import open_level
 from axonseg.segment import RegionGraph, block_region_graph, graph_from_tables, graph_to_tables, merge_block_graphs
 from axonseg.pipelines.run_folder import run_store
-from axonseg.pipelines.segment._stage import Affinities, declared, group_state, open_affinities, stage_runner
+from axonseg.io import group_state
+from axonseg.pipelines.segment._stage import Affinities, declared, open_affinities, stage_runner
 from axonseg.pipelines.segment.config import SegmentConfig
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ from axonseg.errors import InputError
 from axonseg.io import open_level, open_volume
 from axonseg.segment import Lut, apply_lut
 from axonseg.pipelines.run_folder import RunFolder
-from axonseg.pipelines.segment._stage import chunk_shape_for, declared, group_state, stage_runner
+from axonseg.io import group_state
+from axonseg.pipelines.segment._stage import chunk_shape_for, declared, stage_runner
 from axonseg.pipelines.segment.config import SegmentConfig
 
 logger = logging.getLogger(__name__)
