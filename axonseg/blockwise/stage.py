@@ -55,10 +55,15 @@ class Input:
             whole, the last three axes zyx). Picklable when the stage runs on a cluster. With
             ``border="clip"`` it may return any value for the ROI (e.g. ``{threshold: labels}``).
         shape: the volume's spatial shape (voxels, zyx).
+        with_context: False reads only the block's write ROI (always inside the volume, so
+            the border rule does not apply) and ``process`` gets it uncropped. For an input the
+            stage needs only where it writes: the graph stage's affinities, 1 voxel smaller
+            per axis than its fragments, skip a padded and a cropped copy per block.
     """
 
     read: Callable[[Roi], np.ndarray]
     shape: Shape
+    with_context: bool = True
 
 
 class Output(Protocol):
@@ -90,7 +95,8 @@ class BlockData:
     """What ``process`` gets for one block: the block, and each input read over its read ROI.
 
     With ``border="clip"`` the arrays cover ``read_roi`` (the block's read ROI clipped to the
-    volume); with ``"zero"`` or ``"mirror"`` they cover the whole read ROI, filled outside.
+    volume); with ``"zero"`` or ``"mirror"`` they cover the whole read ROI, filled outside. An
+    input declared ``with_context=False`` covers the block's write ROI only.
     """
 
     block: Block
@@ -206,9 +212,14 @@ def _reader(stage: Stage) -> Callable[[Block], BlockData]:
     inputs, border = stage.inputs, stage.border
 
     def read(block: Block) -> BlockData:
-        arrays, covered = {}, block.read_roi
+        arrays, covered = {}, block.read_roi.intersect(Roi.of((0, 0, 0), stage.volume_shape))
+        if border != "clip":
+            covered = block.read_roi
         for name, source in inputs.items():
-            arrays[name], covered = read_with_border(source.read, block.read_roi, source.shape, border)
+            if source.with_context:
+                arrays[name], covered = read_with_border(source.read, block.read_roi, source.shape, border)
+            else:
+                arrays[name] = source.read(block.write_roi)
         return BlockData(block, covered, arrays)
 
     return read

@@ -51,7 +51,7 @@ def _region_graph(affinities: Affinities):  # noqa: ANN202
         if not fragments[1:, 1:, 1:].any():
             return ()  # an empty block owns nothing, not even rows of an earlier try
         graph = block_region_graph(
-            fragments, data.crop(data["affinities"]), affinities.offsets, affinities.voxel_size,
+            fragments, data["affinities"], affinities.offsets, affinities.voxel_size,
             write_offset_nm=tuple(origin_nm + np.asarray(data.block.write_roi.offset) * voxel_size),
         )
         return tuple(graph_to_tables(graph))
@@ -81,7 +81,7 @@ def graph_stage(run_dir: Path, config: SegmentConfig) -> Stage:
     return Stage(
         name=STAGE, volume_shape=affinities.shape, block_shape=tuple(config.block_shape),
         inputs={"fragments": Input(lambda roi: np.asarray(fragments[roi.to_slices()]), affinities.shape),
-                "affinities": Input(affinities.read, affinities.shape)},
+                "affinities": Input(affinities.read, affinities.shape, with_context=False)},
         output=TablesOutput(graph_dir(run_dir), TABLES, STATE_FILE), process=_region_graph(affinities),
         config={"fragments": fragments_info.get("config_hash"), "block_shape": list(config.block_shape)},
         context=((1, 1, 1), (0, 0, 0)), border="zero",

@@ -134,6 +134,40 @@ def test_batched_overhang_and_cache(tmp_path):
     assert _total(tmp_path / "c") == int(volume.sum())
 
 
+def test_input_without_context_reads_only_the_write_roi(tmp_path):
+    """An input declared ``with_context=False`` is read over the write ROI alone (never padded),
+    beside an input with the stage's context and border rule."""
+    volume = np.random.default_rng(2).integers(1, 9, (9, 10, 5))
+    reads: list = []
+    seen: dict = {}
+
+    def read_plain(roi):  # noqa: ANN001, ANN202
+        reads.append(roi)
+        return volume[roi.to_slices()]
+
+    def process(data: BlockData) -> int:
+        seen[data.block.block_id] = (data["halo"].shape, data["plain"].shape)
+        assert np.array_equal(data.crop(data["halo"]), data["plain"])
+        return int(data["plain"].sum())
+
+    def save(path: Path, block_id: str, total: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"{block_id}.txt").write_text(str(total))
+
+    stage = Stage(
+        name="sum", volume_shape=volume.shape, block_shape=(4, 4, 4),
+        inputs={"halo": Input(lambda roi: volume[roi.to_slices()], volume.shape),
+                "plain": Input(read_plain, volume.shape, with_context=False)},
+        output=BlockFiles(tmp_path / "pieces", ("{block_id}.txt",), save), process=process, config={"k": 1},
+        context=((1, 1, 1), (0, 0, 0)), border="zero",
+    )
+    run_stage(stage, tmp_path, scheduler="synchronous", show_progress=False)
+    assert _total(tmp_path) == int(volume.sum())
+    assert sorted(map(str, reads)) == sorted(str(block.write_roi) for block in stage.blocks())
+    first = stage.blocks()[0]
+    assert seen[first.block_id] == ((5, 5, 5), (4, 4, 4))  # zero-filled context vs the write ROI
+
+
 def test_zarr_output_tiles_chunks_and_records_state(tmp_path):
     output = ZarrOutput(tmp_path / "volume.zarr", "x", (8, 8, 8), np.uint16, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (4, 4, 4))
     assert output.state() is None
