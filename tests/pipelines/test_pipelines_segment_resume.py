@@ -181,6 +181,29 @@ def test_sigkill_mid_stage_then_same_command_resumes_bitwise(stage, inputs, refe
                                       pd.read_parquet(reference / "skeletons" / "nodes.parquet"))
 
 
+@pytest.mark.slow
+def test_sigkill_mid_evaluate_then_same_command_resumes_to_the_same_report(inputs, reference, tmp_path) -> None:
+    """evaluate is a declared stage too: killed with blocks done, the same command skips them and
+    writes the report an uninterrupted evaluation writes."""
+    config = tmp_path / "evaluate.yaml"
+    config.write_text("block_shape: [8, 48, 48]\nskeleton: {dust_threshold: 10, const: 60.0}\n")
+    gt = str(inputs["raw"].parent / "labels")
+    runs = {}
+    for name in ("straight", "killed"):
+        runs[name] = tmp_path / name
+        shutil.copytree(reference, runs[name])
+        shutil.rmtree(runs[name] / "reports", ignore_errors=True)
+    args = lambda run: ["evaluate", str(run), "--gt", gt, "--config", str(config)]  # noqa: E731
+    assert cli(*args(runs["straight"])).returncode == 0
+    done = kill_at_first_marker(args(runs["killed"]), runs["killed"] / "blocks" / "evaluate")
+    assert 1 <= done < N_BLOCKS
+    result = cli(*args(runs["killed"]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"evaluate: resuming: {done} of {N_BLOCKS} blocks already done, skipped" in result.stderr
+    reports = [json.loads((runs[name] / "reports" / "evaluation.json").read_text()) for name in ("straight", "killed")]
+    assert reports[0]["rows"] == reports[1]["rows"] and len(reports[0]["rows"]) == 2
+
+
 def changed_config(tmp_path: Path) -> Path:
     changed = tmp_path / "changed.yaml"
     changed.write_text(CONFIG.replace("thresholds: [0.3, 0.6]", "thresholds: [0.3, 0.5, 0.6]"))
