@@ -7,6 +7,7 @@ Run: ``python -m axonseg.pipelines.train configs/train_fib.yaml [--resume]``.
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 from pathlib import Path
 
@@ -96,6 +97,23 @@ def resolve_address(address: str, base: Path) -> str:
     return str(Address(parsed.kind, (base / parsed.path).resolve(), parsed.dataset))
 
 
+def relative_addresses(cfg: TrainConfig, folder: Path) -> TrainConfig:
+    """``cfg`` with each dataset address that names a file given relative to ``folder`` (where
+    the record is written), so a model folder committed with its records names the data the
+    same way on every machine (``../../../../shared/...``), never this machine's absolute path."""
+    base = Path(folder).resolve()
+
+    def relative(address: str) -> str:
+        try:
+            parsed = parse_address(address)
+        except InputError:
+            return address
+        return str(Address(parsed.kind, Path(os.path.relpath(parsed.path.resolve(), base)), parsed.dataset))
+
+    datasets = [d.model_copy(update={"raw": relative(d.raw), "labels": relative(d.labels)}) for d in cfg.datasets]
+    return cfg.model_copy(update={"datasets": datasets})
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Parse a train YAML into a ``TrainConfig``; errors name the file and the bad key. Relative
     dataset paths are relative to the YAML's folder."""
@@ -123,6 +141,8 @@ def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHo
         cfg = cfg.model_copy(update={"out_dir": out_dir})
     train_volumes, val_volumes = load_volumes(cfg)
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+    # the data are loaded: from here on the config is a record, written relative to out_dir
+    cfg = relative_addresses(cfg, Path(cfg.out_dir))
     (Path(cfg.out_dir) / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     if validate_hook is None and cfg.segment_validation_every and val_volumes:
         from axonseg.pipelines.train_validation import segmentation_validation_hook

@@ -158,6 +158,34 @@ def test_labels_roi_keeps_raw_context_and_cuts_labels(tmp_path):
     assert np.unique(val_volumes[0].labels[20:25]).tolist() == list(range(21, 26))
 
 
+def test_recorded_config_names_data_relative_to_the_model_folder(tmp_path):
+    """config.yaml in a model folder names the data relative to that folder, so the committed
+    record works from any clone (no machine's absolute path), and reads back to the same file."""
+    import yaml
+
+    from axonseg.pipelines.train import load_config, relative_addresses
+
+    data = tmp_path / "shared" / "data"
+    data.mkdir(parents=True)
+    (data / "vol.h5").write_bytes(b"")
+    yaml_path = tmp_path / "repo" / "configs" / "train.yaml"
+    yaml_path.parent.mkdir(parents=True)
+    yaml_path.write_text(yaml.safe_dump({
+        "datasets": [{"raw": "../../shared/data/vol.h5:raw", "labels": "../../shared/data/vol.h5:labels",
+                      "voxel_size": [10, 10, 10]}],
+        "model": {"voxel_size": [10, 10, 10]},
+    }))
+    cfg = load_config(yaml_path)
+    assert cfg.datasets[0].raw == f"{(data / 'vol.h5').resolve()}:raw"
+    out_dir = tmp_path / "repo" / "data" / "models" / "m"
+    out_dir.mkdir(parents=True)
+    recorded = relative_addresses(cfg, out_dir)
+    assert recorded.datasets[0].raw == "../../../../shared/data/vol.h5:raw"
+    assert recorded.datasets[0].labels == "../../../../shared/data/vol.h5:labels"
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(recorded.model_dump(mode="json")))
+    assert load_config(out_dir / "config.yaml").datasets[0].raw == cfg.datasets[0].raw
+
+
 def test_model_file_is_the_best_validation_with_its_calibrated_threshold(tmp_path, make_blob_labels):
     """With a segmentation validation, model.pt holds the weights of the best validation NERL and
     records that step's threshold (the pipeline's default for the model), not the latest."""
