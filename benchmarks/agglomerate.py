@@ -27,6 +27,7 @@ Run: .venv/bin/python benchmarks/agglomerate.py [--noise 0.2] [--shape 128 256 2
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import multiprocessing
 import resource
@@ -36,7 +37,8 @@ from pathlib import Path
 import numpy as np
 from skimage.metrics import variation_of_information
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
+# ../shared/data beside the clone; AXONSEG_SHARED_DATA overrides it (as for the tests)
+REAL = Path(os.environ.get("AXONSEG_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
 HELDOUT = Path(__file__).resolve().parents[1] / "data" / "fib_medulla_heldout.h5"
 NN_OFFSETS = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
 LONG_OFFSETS = [(0, -3, 0), (0, 0, -3), (0, -9, 0), (0, 0, -9), (-2, 0, 0)]

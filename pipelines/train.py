@@ -87,7 +87,9 @@ def load_volumes(cfg: TrainConfig) -> tuple[list[TrainingVolume], list[TrainingV
 
 def resolve_address(address: str, base: Path) -> str:
     """An array address whose file part is relative is taken relative to ``base`` (the config's
-    folder), so configs in the repository name data without a machine's absolute path."""
+    folder), so configs in the repository name data without a machine's absolute path.
+    Environment variables (``${AXONSEG_SHARED_DATA}/...``) are expanded first."""
+    address = os.path.expandvars(address)
     try:
         parsed = parse_address(address)
     except InputError:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FIB_PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
+from shared_data import FIB_PATH, SKIP_REASON, require_shared
 
 
 @pytest.fixture
@@ -32,9 +32,7 @@ def label_volume() -> np.ndarray:
 
 @pytest.fixture
 def fib_path() -> Path:
-    if not FIB_PATH.exists():
-        pytest.skip(f"real FIB-SEM data not found at {FIB_PATH} (needs ../shared)")
-    return FIB_PATH
+    return require_shared(FIB_PATH)
 
 
 @pytest.fixture
@@ -51,3 +49,25 @@ def full_disk(monkeypatch):  # noqa: ANN201
         return fault
 
     return arm
+
+
+_shared_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report) -> None:  # noqa: ANN001
+    """Remember the tests skipped because the shared data was absent (see ``shared_data.py``)."""
+    if report.skipped and isinstance(report.longrepr, tuple) and SKIP_REASON in str(report.longrepr[2]):
+        _shared_skips.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001
+    """With ``AXONSEG_REQUIRE_SHARED=1`` (``.ci/run`` sets it when ``../shared`` exists), a test
+    that skipped for want of the shared data fails the run: its path must be wrong."""
+    import os
+
+    if os.environ.get("AXONSEG_REQUIRE_SHARED") == "1" and _shared_skips:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"error: AXONSEG_REQUIRE_SHARED=1 but {len(_shared_skips)} test(s) skipped for "
+                                f"want of shared data ({FIB_PATH}): " + ", ".join(_shared_skips[:5]), red=True)
+        session.exitstatus = 1

@@ -21,7 +21,7 @@ from axonseg.model.train_loop import train
 from axonseg.model.unet import AffinityNet
 
 REPO = Path(__file__).resolve().parents[2]
-FIB = REPO.parent / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
+from shared_data import FIB_PATH as FIB, SKIP_REASON, shared_missing  # noqa: E402
 
 
 def config(**update) -> TrainConfig:
@@ -111,7 +111,7 @@ def test_stop_on_dead_layer(tmp_path, make_blob_labels):
         train(cfg, [volume], [volume])
 
 
-@pytest.mark.skipif(not FIB.exists(), reason=f"{FIB} is not present")
+@pytest.mark.skipif(shared_missing(FIB), reason=f"{SKIP_REASON}: {FIB} not found")
 def test_no_level_dies_on_real_fib_data(tmp_path):
     """A 3-level BatchNorm net trained on a real FIB crop at the shipped recipe's peak lr keeps
     every ReLU above 5% active (the old recipe's bottom level fell to 1.8% by step 600)."""
@@ -208,3 +208,11 @@ def test_model_file_is_the_best_validation_with_its_calibrated_threshold(tmp_pat
     assert saved["extra"] == {"step": 4, "threshold": 0.45, "val_nerl": 0.6, "val_voi_split": 1.0, "val_voi_merge": 0.5}
     for key, value in kept[4].items():
         assert torch.equal(saved["state_dict"][key], value)
+
+
+def test_train_config_addresses_expand_environment_variables(tmp_path, monkeypatch):
+    from axonseg.pipelines.train import resolve_address
+
+    (tmp_path / "vol.h5").write_bytes(b"")
+    monkeypatch.setenv("AXONSEG_SHARED_DATA", str(tmp_path))
+    assert resolve_address("${AXONSEG_SHARED_DATA}/vol.h5:raw", Path("/elsewhere")) == f"{tmp_path / 'vol.h5'}:raw"

@@ -16,7 +16,7 @@ from axonseg.model.sampler import TrainingVolume, make_batch, step_rng
 from axonseg.model.train_config import DatasetSpec, TrainConfig
 from axonseg.model.train_loop import train
 
-FIB = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
+from shared_data import FIB_PATH as FIB, require_shared
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "configs" / "train_fib.yaml"
 
 
@@ -106,8 +106,7 @@ def test_workers_give_the_same_losses(tmp_path, volumes):
 
 
 def test_pipeline_on_fib_data(tmp_path):
-    if not FIB.exists():
-        pytest.skip(f"{FIB} is not present")
+    require_shared(FIB)
     import yaml
 
     from axonseg.pipelines.train import load_config, run

@@ -23,11 +23,11 @@ from axonseg.pipelines.evaluate import (
 )
 from axonseg.pipelines.synth import write_skeletons
 from axonseg.skeleton import SkeletonParams, skeletonize
+from shared_data import FIB_PATH as FIB, require_shared
 
 VOXEL = (30.0, 6.0, 6.0)
 SHAPE = (12, 40, 96)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-FIB = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
 SMALL_BLOCKS = EvaluateConfig(block_shape=(5, 16, 40))
 
 
@@ -219,8 +219,7 @@ def test_shipped_config_loads(tmp_path):
 
 
 def _real_gt(shape):
-    if not FIB.exists():
-        pytest.skip(f"real data not present: {FIB}")
+    require_shared(FIB)
     with h5py.File(FIB, "r") as f:  # the held-out slab z 180-249
         return f["labels"][180 : 180 + shape[0], 40 : 40 + shape[1], 40 : 40 + shape[2]]
 

@@ -12,7 +12,7 @@ import pytest
 
 NN_OFFSETS = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
 LONG_OFFSETS = NN_OFFSETS + [(0, -3, 0), (0, 0, -3), (0, -9, 0), (0, 0, -9), (-2, 0, 0)]
-REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
+from shared_data import FIB_PATH as REAL_DATA, require_shared
 
 
 def affinities_from_labels(
@@ -55,8 +55,7 @@ def long_offsets():
 @pytest.fixture(scope="session")
 def real_labels() -> np.ndarray:
     """A 48 x 96 x 96 crop of the real FIB-SEM ground truth (skips when the file is absent)."""
-    if not REAL_DATA.exists():
-        pytest.skip(f"real data {REAL_DATA} is absent")
+    require_shared(REAL_DATA)
     h5py = pytest.importorskip("h5py")
     with h5py.File(REAL_DATA, "r") as f:
         return np.asarray(f["labels"][100:148, 60:156, 60:156]).astype(np.int64)

@@ -9,13 +9,12 @@ import pytest
 
 from axonseg.skeleton import skeletonize
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "fib_medulla_ts2" / "fib_medulla_ts2_250.h5"
+from shared_data import FIB_PATH as DATA, require_shared
 VOXEL = (10.0, 10.0, 10.0)
 
 
 def _crop(shape: tuple[int, int, int]) -> np.ndarray:
-    if not DATA.exists():
-        pytest.skip(f"real data not present: {DATA}")
+    require_shared(DATA)
     h5py = pytest.importorskip("h5py")
     with h5py.File(DATA, "r") as f:
         # The held-out slab (z >= 180), away from the volume's faces.
