@@ -15,9 +15,10 @@ import pandas as pd
 from axonseg.connectome import Connectome
 from axonseg.connectome.nir_graph import LifParams, build_nir_graph
 from axonseg.connectome.tables import POST_COLUMNS, PRE_COLUMNS
+from axonseg.errors import InputError
 from axonseg.io.nir_file import write_nir
 from axonseg.io.sonata import write_sonata
-from axonseg.io.synapse_tables import write_table
+from axonseg.io.synapse_tables import read_table, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,46 @@ def read_pynn_list(path: Path) -> list[tuple]:
     return list(table.itertuples(index=False, name=None))
 
 
+def pynn_connection_lists(path: Path, conductance_based: bool = False) -> list[tuple[str, list[tuple]]]:
+    """``pynn.csv`` split into ``FromListConnector`` lists that each hold a (pre, post) pair once.
+
+    pyNN.brian2 (0.13) gives every synapse of a pair that a list names twice the weight and
+    delay of the pair's last row, so the k-th synapse of every pair goes into list k. Rows of
+    negative weight go to the ``inhibitory`` receptor (PyNN's current-based cells take negative
+    inhibitory weights; ``conductance_based`` makes them positive), the others to
+    ``excitatory``; a hardware file's ``receptor_type`` column is used as it is.
+
+    Returns:
+        ``[(receptor_type, [(pre, post, weight, delay) or (pre, post, weight), ...]), ...]``:
+        one ``Projection`` each, with ``column_names=["weight", "delay"]`` (or ``["weight"]``).
+
+    Raises:
+        InputError: the file is missing, unreadable or lacks the columns of either layout.
+    """
+    table = read_table(path, "PyNN list")
+    hardware = "receptor_type" in table.columns
+    values = ["weight"] if hardware else ["weight", "delay"]
+    missing = [c for c in ["pre_index", "post_index", *values] if c not in table.columns]
+    if missing:
+        raise InputError(f"PyNN list {path} lacks column(s) {missing}: expected pre_index, post_index, weight and "
+                         "delay (or receptor_type), as `axonseg export --format pynn` writes")
+    if hardware:
+        receptor = table["receptor_type"].astype(str).to_numpy()
+    else:
+        receptor = np.where(table["weight"].to_numpy() < 0, "inhibitory", "excitatory")
+        if conductance_based:
+            table["weight"] = table["weight"].abs()
+    table = table.assign(receptor_type=receptor)
+    table["copy"] = table.groupby(["pre_index", "post_index", "receptor_type"]).cumcount()
+    return [(str(kind), list(part[["pre_index", "post_index", *values]].itertuples(index=False, name=None)))
+            for (kind, _), part in table.groupby(["receptor_type", "copy"], sort=True)]
+
+
 def write_nir_file(folder: Path, connectome: Connectome, hardware_pairs: pd.DataFrame | None, lif: LifParams,
                    delay_resolution_ms: float, max_delay_groups: int, keep_delays: bool) -> Path:
-    """``connectome.nir``: Input -> [Delay ->] Linear -> CubaLIF -> Output (see nir_graph)."""
+    """``connectome.nir``: the closed-loop circuit ``lif -> recurrent -> lif`` inside
+    ``input -> network -> output`` (see :mod:`axonseg.connectome.nir_graph`); with
+    ``keep_delays``, ``lif -> delay_k -> linear_k -> lif`` branches instead."""
     if hardware_pairs is not None:
         sign = np.where(hardware_pairs["receptor_type"].to_numpy() == "inhibitory", -1.0, 1.0)
         source = hardware_pairs["source_node_id"].to_numpy(np.int64)
@@ -103,6 +141,9 @@ def write_nir_file(folder: Path, connectome: Connectome, hardware_pairs: pd.Data
         target = synapses["target_node_id"].to_numpy(np.int64)
         weights = synapses["syn_weight"].to_numpy(np.float64)
         delays = synapses["delay_ms"].to_numpy(np.float64) if keep_delays else None
+    if delays is not None:
+        logger.warning("NIR: writing Delay nodes (nir_keep_delays); norse drops them silently and snntorch "
+                       "refuses them")
     graph, info = build_nir_graph(connectome.n_nodes, source, target, weights, delays, lif,
                                   delay_resolution_ms, max_delay_groups)
     logger.info("NIR: %d neurons, %d delay groups%s", info.n_nodes, info.n_delay_groups,

@@ -168,7 +168,8 @@ def write_skeletons(graphs: dict[int, AxonGraph], out_dir: Path, swc: bool = Tru
     Args:
         graphs: ``{segment_id: AxonGraph}`` (nm, zyx).
         out_dir: the skeleton folder (created).
-        swc: also write one SWC file per segment (x y z in nm); the folder is replaced whole.
+        swc: also write one SWC file per segment (x y z radius in µm, the SWC convention; see
+            :func:`axonseg.skeleton.to_swc`); the folder is replaced whole.
 
     Returns:
         Paths of the node and edge tables.

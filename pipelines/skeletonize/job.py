@@ -38,7 +38,7 @@ class SkeletonizeConfig(StrictModel):
     )
     attach_distance_nm: float | None = Field(None, ge=0, description="open ends attach within this (nm); default 2 voxel diagonals")
     bridge_distance_nm: float | None = Field(None, ge=0, description="pieces closer than this (nm) are bridged; default 1 voxel diagonal")
-    write_swc: bool = Field(True, description="also write one SWC file per segment")
+    write_swc: bool = Field(True, description="also write one SWC file per segment (µm, axon type, soma when thick)")
     join_batch_nodes: int = Field(
         100_000, ge=1000, description="skeleton nodes joined at once (bounds the join's memory rather than the volume)"
     )

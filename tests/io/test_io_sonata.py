@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from axonseg.connectome import EdgeParams, build_connectome, synapses_from_arrays
+from axonseg.connectome import EdgeParams, RootRule, build_connectome, synapses_from_arrays
 from axonseg.io.sonata import EDGE_POPULATION, NODE_POPULATION, SONATA_MAGIC, ranges_index, read_sonata, write_sonata
 from axonseg.pipelines.export._writers import sonata_edges
+from axonseg.skeleton import AxonGraph
 
 libsonata = pytest.importorskip("libsonata", reason="libsonata is a runtime dependency of the SONATA export")
 
@@ -97,3 +98,32 @@ def test_empty_circuit_reads_back_empty(tmp_path):
     read = read_sonata(tmp_path / "sonata")
     assert len(read.nodes) == 0 and len(read.edges) == 0
     assert {"source_node_id", "target_node_id", "syn_weight"} <= set(read.edges.columns)
+
+
+def test_path_length_is_nan_exactly_where_the_presynaptic_segment_has_no_skeleton(tmp_path):
+    """Documented (docs/exports.md): no skeleton -> ``path_length_um`` NaN, ``delay`` = synaptic delay."""
+    xs = np.arange(0.0, 1001.0, 100.0)
+    radii = np.full(len(xs), 50.0)
+    radii[0] = 2000.0  # a soma at x = 0: the root
+    skeleton = AxonGraph(10, np.column_stack([np.zeros_like(xs), np.zeros_like(xs), xs]),
+                         np.column_stack([np.arange(len(xs) - 1), np.arange(1, len(xs))]), radii)
+    pre = np.array([[0, 0, 300], [0, 500, 0], [0, 0, 700], [0, 600, 0]], float)
+    table = synapses_from_arrays(pre, pre + 10.0, size=np.ones(4))
+    table["pre_id"] = np.array([10, 20, 10, 30], np.uint64)  # 20 and 30 have no skeleton
+    table["post_id"] = np.array([20, 30, 30, 10], np.uint64)
+    params = EdgeParams(synaptic_delay_ms=0.5, conduction_velocity_m_per_s=1e-3)
+    rule = RootRule((0.0, 0.0, 0.0), (2000.0, 2000.0, 2000.0), (10.0, 10.0, 10.0))
+    connectome = build_connectome(table, {10: skeleton}, params, rule)
+    assert connectome.path_lengths.n_without_skeleton == 2
+    write_sonata(tmp_path / "sonata", connectome.nodes, sonata_edges(connectome, None))
+    population = libsonata.EdgeStorage(str(tmp_path / "sonata" / "edges.h5")).open_population(EDGE_POPULATION)
+    everything = libsonata.Selection([(0, population.size)])
+    path = population.get_attribute("path_length_um", everything)
+    delay = population.get_attribute("delay", everything)
+    synapse_id = population.get_attribute("synapse_id", everything)
+    without = np.isin(synapse_id, [1, 3])  # the synapses of segments 20 and 30
+    assert np.isnan(path[without]).all() and np.isfinite(path[~without]).all()
+    np.testing.assert_allclose(delay[without], 0.5)  # the synaptic delay only
+    # segment 10: 0.3 and 0.7 µm from the soma, 1 ms per µm at 1 mm/s
+    np.testing.assert_allclose(np.sort(path[~without]), [0.3, 0.7])
+    np.testing.assert_allclose(np.sort(delay[~without]), [0.8, 1.2])

@@ -81,11 +81,14 @@ def test_swc_is_xyz_with_parents_first_and_round_trips():
     assert rows[0, 6] == -1 and np.all(rows[1:, 6] < rows[1:, 0])  # one root, parents first
     root = rows[0]
     np.testing.assert_allclose(root[2:5], [0, 0, 0])  # root is endpoint 0 (lowest index)
+    # SWC is in µm: columns x y z radius hold our nm / 1000
     by_z = rows[np.argmax(rows[:, 4])]  # SWC column z holds our z
-    assert by_z[4] == pytest.approx(200.0)
+    assert by_z[4] == pytest.approx(0.2)
     tip_x = rows[np.argmax(rows[:, 2])]
-    np.testing.assert_allclose(tip_x[2:6], [40, 0, 200, 9])  # x y z radius of node 4
-    back = from_swc(text)
+    np.testing.assert_allclose(tip_x[2:6], [0.040, 0, 0.200, 0.009])  # x y z radius of node 4
+    assert set(rows[:, 1]) == {2}  # every node an axon, no soma this thin
+    assert "# units um" in text
+    back = from_swc(text)  # back in nm
     assert back.segment_id == 11
     _same_graph(graph, back)
 
@@ -111,11 +114,24 @@ def test_swc_of_real_skeleton_round_trips():
     assert from_swc(to_swc(graph)).path_length_nm == pytest.approx(graph.path_length_nm, rel=1e-6)
 
 
+def test_from_swc_reads_um_by_default_and_older_nm_files():
+    # axonseg wrote nm (with a '# units nm' header) before it switched to the SWC convention, µm
+    older = "# units nm, columns: index type x y z radius parent\n1 0 10 20 30 5 -1\n2 0 10 20 130 5 1\n"
+    plain = "1 2 0.01 0.02 0.03 0.005 -1\n2 2 0.01 0.02 0.13 0.005 1\n"  # no header: µm
+    for text in (older, plain):
+        graph = from_swc(text)
+        np.testing.assert_allclose(graph.nodes_nm, [[30, 20, 10], [130, 20, 10]])
+        np.testing.assert_allclose(graph.radii_nm, [5, 5])
+        assert graph.path_length_nm == pytest.approx(100.0)
+
+
 def test_from_swc_rejects_bad_text():
     with pytest.raises(InputError, match="columns"):
         from_swc("1 0 1 2 3\n")
     with pytest.raises(InputError, match="parent 9"):
         from_swc("1 0 0 0 0 1 -1\n2 0 1 0 0 1 9\n")
+    with pytest.raises(InputError, match=r"'# units furlong': expected one of"):
+        from_swc("# units furlong\n1 0 0 0 0 1 -1\n")
 
 
 def test_tables_round_trip_and_columns():
