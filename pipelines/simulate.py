@@ -6,6 +6,7 @@ delays driven by Poisson input, and writes ``RUN/simulation/{raster.png, rates.c
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,18 @@ def write_raster(path: Path, result: SimulationResult, title: str) -> Path:
     return path
 
 
+def _why_empty(export_dir: Path) -> str:
+    """Why the export found no synapse, from its ``export.json`` (with what to do about it)."""
+    try:
+        report = json.loads((export_dir / "export.json").read_text())
+    except (OSError, ValueError):
+        report = {}
+    reason = report.get("empty_reason") if isinstance(report, dict) else None
+    if not reason:
+        return "no segment carries a synapse"
+    return f"the export kept no synapse ({reason}); export again with synapses inside the segmented volume"
+
+
 def run_simulate(run_dir: str | Path, config: SimulateConfig | None = None) -> SimulateResult:
     """Simulate ``RUN/connectome/sonata`` in Brian2.
 
@@ -100,7 +113,7 @@ def run_simulate(run_dir: str | Path, config: SimulateConfig | None = None) -> S
     circuit = read_sonata(sonata)
     edges, nodes = circuit.edges, circuit.nodes
     if len(nodes) == 0:
-        raise InputError(f"{sonata}: the circuit has no neurons (no segment carries a synapse); nothing to simulate")
+        raise InputError(f"{sonata}: the circuit has no neurons, nothing to simulate: {_why_empty(sonata.parent)}")
     delays = edges["delay"].to_numpy(np.float64) if "delay" in edges.columns else np.zeros(len(edges))
     if "delay" not in edges.columns:
         logger.warning("the SONATA edges carry no delay (a brainscales2 export?): simulating without delays")

@@ -109,6 +109,21 @@ def read_synth_synapses(address: str | Path) -> pd.DataFrame:
                                 gt_post_id=group["post_id"][:])
 
 
+def store_synapses(raw_address: str | Path) -> str | None:
+    """``STORE.zarr/synapses`` when ``raw_address`` lies in a zarr store that holds complete
+    ground-truth synapses (``axonseg synth`` output), else None."""
+    from axonseg.io import group_state, parse_address
+
+    try:
+        address = parse_address(raw_address)
+    except Exception:  # noqa: BLE001 - an address we cannot parse has no store synapses
+        return None
+    if address.kind != "zarr":
+        return None
+    state = group_state(address.path, "synapses")
+    return f"{address.path}/synapses" if state is not None and state.get("complete") else None
+
+
 def write_synth(
     out: str | Path,
     shape: tuple[int, int, int] = (64, 256, 256),
@@ -128,10 +143,16 @@ def write_synth(
         overwrite: replace an existing store.
         chunk_shape: zarr chunk shape in voxels (zyx).
         show_progress: draw progress bars.
+
+    Raises:
+        InputError: a bad shape, or one too large for the memory available (checked before an
+            existing store is touched).
+        OutputExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from axonseg.synth import generate_synth
+    from axonseg.synth import check_synth_size, generate_synth
 
     out = Path(out)
+    shape = check_synth_size(shape)
     if out.exists():
         if not overwrite:
             raise OutputExistsError(f"{out} exists already; pass --overwrite to replace it")

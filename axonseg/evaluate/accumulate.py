@@ -148,6 +148,7 @@ class EvaluationAccumulator:
         merge_threshold: int = 0,
         mask_threshold: int | None = None,
         erl_intervals: Sequence[float] | None = None,
+        warn_outside: bool = True,
     ) -> EvaluationResult:
         """All metrics from the blocks added so far.
 
@@ -155,6 +156,9 @@ class EvaluationAccumulator:
             merge_threshold: see :func:`axonseg.evaluate.erl.expected_run_length`.
             mask_threshold: see there; None = ``merge_threshold`` (AxonEM).
             erl_intervals: optional skeleton-length bounds in nm for per-interval ERL.
+            warn_outside: log a warning when skeleton nodes lie outside every block (the count
+                is in the result either way); callers that finish several segmentations over
+                the same blocks warn once.
 
         Raises:
             InputError: no block added, or the gt of all blocks is zero.
@@ -167,7 +171,7 @@ class EvaluationAccumulator:
         if self.skeletons is None:
             return EvaluationResult(voi, rand, None, None, merge_threshold, mask_threshold)
         n_outside = int((~self.node_covered).sum())
-        if n_outside:
+        if n_outside and warn_outside:
             logger.warning("%d of %d skeleton nodes lie outside the evaluated blocks; scored as background",
                            n_outside, len(self.node_covered))
         mask_counts = merge_counts(self._mask_tables) if self._has_mask else None

@@ -16,19 +16,26 @@ def read_table(path: str | Path, what: str = "synapse table") -> pd.DataFrame:
     """A CSV (comma), TSV or parquet file as a DataFrame.
 
     Raises:
-        InputError: missing file or an unknown suffix (naming ``what``).
+        InputError: missing, empty (0 bytes) or unparsable file, or an unknown suffix (naming
+            ``what``).
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} {path}: file not found")
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix == ".tsv":
-        return pd.read_csv(path, sep="\t")
-    raise InputError(f"{what} {path}: unknown suffix {suffix!r}: expected one of {list(SUFFIXES)}")
+    if suffix not in SUFFIXES:
+        raise InputError(f"{what} {path}: unknown suffix {suffix!r}: expected one of {list(SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{what} {path} is empty (0 bytes): expected a header row and one row per entry")
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        # pyarrow's ArrowInvalid (not a parquet file) is a ValueError too
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        kind = "parquet" if suffix in (".parquet", ".pq") else suffix.lstrip(".").upper()
+        raise InputError(f"{what} {path} cannot be read as {kind} ({reason})") from None
 
 
 def write_table(table: pd.DataFrame, path: Path) -> Path:

@@ -9,8 +9,9 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from axonseg.errors import InputError
+from axonseg.errors import AxonsegError, InputError
 from axonseg.io.border import Border, read_with_border
+from axonseg.io.damaged import damaged_chunk_error
 from axonseg.io.roi import Roi
 
 Triple = tuple[float, float, float]
@@ -66,7 +67,15 @@ class Volume:
         if len(region) < self.data.ndim:
             region = (slice(None),) * (self.data.ndim - len(region)) + tuple(region)
         if self.store_array is not None:
-            block = np.asarray(self.store_array[region])
+            try:
+                block = np.asarray(self.store_array[region])
+            except (MemoryError, OSError, AxonsegError):
+                raise
+            except Exception as err:  # a codec error names no file: find and name the damaged chunk
+                damaged = damaged_chunk_error(self.store_array, region, err, self.source)
+                if damaged is None:
+                    raise
+                raise damaged from err
             # memmap slices are read-only views; callers (fastremap, in-place ops) need a copy
             return block if block.flags.writeable else block.copy()
         return np.asarray(self.data[region].compute(scheduler="synchronous"))
@@ -123,3 +132,17 @@ class Volume:
         """Convert world points ``(N, 3)`` in nm (zyx) into integer voxel indices of this array."""
         points = np.asarray(points_nm, dtype=np.float64)
         return np.floor((points - np.asarray(self.offset)) / np.asarray(self.voxel_size)).astype(np.int64)
+
+
+def check_labels(labels: np.ndarray, what: str = "labels") -> np.ndarray:
+    """``labels`` if it is a 3D non-negative integer numpy array (zyx, 0 = background), else an
+    InputError naming ``what`` (the skeleton and mesh algorithms take their blocks through this)."""
+    if not isinstance(labels, np.ndarray):
+        raise InputError(f"{what} is a {type(labels).__name__}: expected a numpy array (z y x)")
+    if labels.ndim != 3:
+        raise InputError(f"{what} has {labels.ndim} dimensions (shape {labels.shape}): expected 3 (z y x)")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"{what} has dtype {labels.dtype}: expected an integer dtype")
+    if np.issubdtype(labels.dtype, np.signedinteger) and labels.size and labels.min() < 0:
+        raise InputError(f"{what} has negative values: expected labels >= 0 (0 = background)")
+    return labels

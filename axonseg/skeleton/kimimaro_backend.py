@@ -13,29 +13,13 @@ import fastremap
 import numpy as np
 
 from axonseg.errors import InputError
-from axonseg.io.volume import check_voxel_size
+from axonseg.io.volume import check_labels, check_voxel_size
 from axonseg.skeleton.graph import AxonGraph
 from axonseg.skeleton.params import SkeletonParams
 
 logger = logging.getLogger(__name__)
 
 
-def check_labels(labels: np.ndarray, what: str = "labels") -> np.ndarray:
-    """Return ``labels`` as a numpy array if it is a 3D non-negative integer volume, else raise.
-
-    Args:
-        labels: label volume, zyx, 0 = background.
-        what: the array's name in error messages.
-    """
-    if not isinstance(labels, np.ndarray):
-        raise InputError(f"{what} is a {type(labels).__name__}: expected a numpy array (z y x)")
-    if labels.ndim != 3:
-        raise InputError(f"{what} has {labels.ndim} dimensions (shape {labels.shape}): expected 3 (z y x)")
-    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"{what} has dtype {labels.dtype}: expected an integer dtype")
-    if np.issubdtype(labels.dtype, np.signedinteger) and labels.size and labels.min() < 0:
-        raise InputError(f"{what} has negative values: expected labels >= 0 (0 = background)")
-    return labels
 
 
 def check_offset(offset_nm: Sequence[float], what: str = "offset_nm") -> np.ndarray:

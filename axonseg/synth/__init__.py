@@ -8,8 +8,8 @@ Example:
 """
 
 from axonseg.synth.artifacts import Defects
-from axonseg.synth.generate import SynthVolume, generate_synth
+from axonseg.synth.generate import SynthVolume, check_synth_size, generate_synth
 from axonseg.synth.options import SynthOptions, make_options
 from axonseg.synth.synapses import Synapses
 
-__all__ = ["Defects", "SynthOptions", "SynthVolume", "Synapses", "generate_synth", "make_options"]
+__all__ = ["Defects", "SynthOptions", "SynthVolume", "Synapses", "check_synth_size", "generate_synth", "make_options"]

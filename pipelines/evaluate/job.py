@@ -25,7 +25,7 @@ from axonseg.skeleton import SkeletonParams
 from axonseg.pipelines.evaluate._blocks import accumulate_blockwise
 from axonseg.pipelines.evaluate._gt_skeletons import gt_skeletons
 from axonseg.pipelines.evaluate.report import write_report
-from axonseg.pipelines.labels import check_same_grid, open_labels, read_roi
+from axonseg.pipelines.labels import check_not_intensity, check_same_grid, open_labels, read_roi
 from axonseg.pipelines.run_folder import RunFolder, remove_if_empty
 
 logger = logging.getLogger(__name__)
@@ -101,9 +101,10 @@ def _score(
 ) -> tuple[list[dict], dict[Hashable, EvaluationResult]]:
     accumulators = accumulate_blockwise(gt, read, keys, skeletons, config.block_shape, spool, run_dir, state, mask=mask,
                                         scheduler=scheduler, restart=restart, show_progress=show_progress)
+    # the blocks, and so the skeleton nodes outside them, are the same for every segmentation: warn once
     results = {
-        key: acc.finish(config.merge_threshold, config.mask_threshold, config.erl_intervals)
-        for key, acc in accumulators.items()
+        key: acc.finish(config.merge_threshold, config.mask_threshold, config.erl_intervals, warn_outside=i == 0)
+        for i, (key, acc) in enumerate(accumulators.items())
     }
     rows = [{"threshold": key, **results[key].summary()} for key in keys]
     return rows, results
@@ -139,35 +140,46 @@ def evaluate_run(
     restart: bool = False,
     show_progress: bool = True,
     mask: str | Path | None = None,
+    voxel_size: tuple[float, float, float] | None = None,
 ) -> EvaluationReport:
     """Evaluate every agglomeration threshold of a run (or its segmentation) and pick the best.
 
     Args:
         run_dir: the run folder.
-        gt: ground-truth labels address; None: ``RUN/volume.zarr/labels``.
+        gt: ground-truth labels address; None: the one ``axonseg segment --gt`` recorded
+            (``inputs.json``, with its ``--voxel-size``), else ``RUN/volume.zarr/labels``.
         config: metric and block settings; defaults when None.
         scheduler: ``synchronous``, ``threads[:N]``, ``local[:N]`` or ``tcp://host:port``.
         restart: drop partial results of an interrupted evaluation.
         show_progress: draw progress bars.
         mask: optional non-axon mask address (nonzero = not an axon) for ERL's merge rule.
+        voxel_size: nm (z, y, x) for a gt whose file carries none; must agree with one that does.
 
     Returns:
         An :class:`EvaluationReport`; ``RUN/reports/evaluation.{json,html}``,
         ``RUN/reports/best_threshold.json`` and ``RUN/reports/evaluate.config.yaml`` are written.
 
     Raises:
-        InputError: no segmentation, gt not integer / all zero, or on another grid than the run.
+        InputError: no segmentation, gt not integer / all zero / image intensities, or on another
+            grid than the run (refused before anything is written).
     """
     run_dir = Path(run_dir)
     config = config or EvaluateConfig()
     run = RunFolder(run_dir)
     store = run.store
-    if gt is None:
-        if not group_exists(store, "labels"):
-            raise InputError(f"{run_dir}: no ground truth given and the run has no volume.zarr/labels; pass --gt")
-        gt = store / "labels"
+    if gt is None:  # the gt `segment --gt` recorded (with its --voxel-size), else the run's own labels
+        recorded = run.inputs()
+        if recorded["gt"] is not None:
+            gt, voxel_size = recorded["gt"], voxel_size if voxel_size is not None else recorded["voxel_size"]
+            logger.info("evaluate: the ground truth this run was segmented with, %s", gt)
+        elif group_exists(store, "labels"):
+            gt = store / "labels"
+        else:
+            raise InputError(f"{run_dir}: no ground truth given, none recorded by `axonseg segment --gt` and no "
+                             "volume.zarr/labels; pass --gt")
     labels = run.labels_for_evaluation()
-    gt_volume = open_labels(gt, "gt")
+    gt_volume = open_labels(gt, "gt", voxel_size)
+    check_not_intensity(gt_volume, "gt")  # raw EM as gt would score, and replace the reports
     check_same_grid(labels.volume, gt_volume)
     mask_volume = _open_mask(mask, gt_volume)
     digest = config_hash(config)
@@ -187,6 +199,8 @@ def evaluate_run(
         best_result.split_merge.splits.to_records(config.report_rows) if best_result.split_merge else [],
         best_result.split_merge.merges.to_records(config.report_rows) if best_result.split_merge else [],
         reports, overwrite=True, title=f"axonseg evaluation of {run_dir.name}",
+        inputs={"run folder": run_dir.resolve(), "raw": run.raw_address(), "gt": gt_volume.source,
+                "model": run.model_path()},
     )
     written = json.loads(json_path.read_text())
     _write_json(json_path, {**_headline(best), "best_threshold": best["threshold"], "criterion": CRITERION,
@@ -229,11 +243,13 @@ def evaluate_arrays_blockwise(
         An :class:`EvaluationReport` with one row (``threshold`` None).
 
     Raises:
-        InputError: shape, voxel-size or offset mismatch, float labels, all-zero gt.
+        InputError: shape, voxel-size or offset mismatch, float labels, image intensities, all-zero gt.
     """
     config = config or EvaluateConfig()
     pred = open_labels(pred_address, "pred", voxel_size)
     gt = open_labels(gt_address, "gt", voxel_size)
+    check_not_intensity(gt, "gt")
+    check_not_intensity(pred, "pred")
     check_same_grid(pred, gt)
     mask_volume = _open_mask(mask, gt)
     json_path = Path(json_out) if json_out is not None else None

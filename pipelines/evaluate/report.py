@@ -25,6 +25,8 @@ TABLE_COLUMNS = ("threshold", "erl_nm", "gt_erl_nm", "nerl", "voi_split", "voi_m
 _HEADERS = {"threshold": "thr", "erl_nm": "ERL", "gt_erl_nm": "GT ERL", "nerl": "NERL", "voi_split": "VOI s",
             "voi_merge": "VOI m", "arand": "ARAND", "n_split": "splits", "n_merge": "merges"}
 _WORST_ROWS = 10
+#: Marks the best row of the terminal table.
+BEST_MARKER = "\u2605"
 
 
 def write_report(
@@ -37,6 +39,7 @@ def write_report(
     out_dir: Path,
     overwrite: bool = False,
     title: str = "axonseg evaluation",
+    inputs: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``evaluation.json`` and ``evaluation.html`` into ``out_dir``.
 
@@ -53,6 +56,9 @@ def write_report(
         out_dir: directory to write into (created if missing).
         overwrite: replace existing report files; otherwise raise.
         title: page title.
+        inputs: what was evaluated, for the page's header table, e.g. ``{"run folder": ...,
+            "raw": ..., "gt": ..., "model": ...}`` (None values show as "-"); the date and the
+            axonseg version are added, and the same header goes into the JSON as ``header``.
 
     Returns:
         Paths of the JSON and HTML files.
@@ -73,7 +79,9 @@ def write_report(
     lengths = np.asarray(skeleton_lengths_nm, dtype=np.float64)
     runs = np.asarray(run_lengths_nm, dtype=np.float64)
 
+    header = report_header(inputs)
     payload = {
+        "header": header,
         "best": best_row,
         "rows": rows,
         "skeletons": _length_stats(lengths),
@@ -87,29 +95,55 @@ def write_report(
         "VOI split against VOI merge": _plot_voi(rows, best_row),
         "Skeleton and run lengths": _plot_lengths(lengths, runs),
     }
-    html_path.write_text(_html_page(title, rows, best_row, figures, splits[:_WORST_ROWS], merges[:_WORST_ROWS]))
+    html_path.write_text(_html_page(title, rows, best_row, figures, splits[:_WORST_ROWS], merges[:_WORST_ROWS], header))
     return json_path, html_path
 
 
-def summary_table(summary_rows: Sequence[dict], best: dict | None = None):
-    """A ``rich.table.Table`` of the summary rows, the best one in bold green."""
+def report_header(inputs: dict[str, Any] | None = None) -> dict[str, str]:
+    """The report's header rows: ``inputs`` as text (None as "-"), then the date (local time,
+    with its zone) and the axonseg version."""
+    from datetime import datetime
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        axonseg_version = version("axonseg")
+    except PackageNotFoundError:  # a source tree that was never installed
+        from axonseg import __version__ as axonseg_version
+    rows = {str(name): "-" if value is None else str(value) for name, value in (inputs or {}).items()}
+    rows["date"] = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    rows["axonseg version"] = axonseg_version
+    return rows
+
+
+def summary_table(summary_rows: Sequence[dict], best: dict | None = None, marker: str = BEST_MARKER):
+    """A ``rich.table.Table`` of the summary rows; the best one carries ``marker`` in the first
+    column (visible without colour too) and is drawn in bold green."""
     from rich.table import Table
 
-    table = Table(title="evaluation (ERL in um, VOI in bits)")
+    table = Table(title="evaluation (ERL in um, VOI in bits)",
+                  caption=f"{marker} = the best row" if best is not None else None)
+    table.add_column("", justify="center", no_wrap=True)  # the mark; the caption says what it means
     for column in TABLE_COLUMNS:
         table.add_column(_HEADERS.get(column, column), justify="right", no_wrap=True)
     for row in summary_rows:
-        style = "bold green" if best is not None and _same_row(row, best) else None
+        chosen = best is not None and _same_row(row, best)
         cells = [_format(row.get(c) / 1000 if c.endswith("_nm") and row.get(c) is not None else row.get(c)) for c in TABLE_COLUMNS]
-        table.add_row(*cells, style=style)
+        table.add_row(marker if chosen else "", *cells, style="bold green" if chosen else None)
     return table
 
 
 def print_summary(summary_rows: Sequence[dict], best: dict | None = None, console=None) -> None:
-    """Print :func:`summary_table` on a rich console (stdout by default)."""
+    """Print :func:`summary_table` on a rich console (stdout by default); the best row's mark
+    is ``*`` where the console cannot encode ``★``."""
     from rich.console import Console
 
-    (console or Console()).print(summary_table(summary_rows, best))
+    console = console or Console()
+    try:
+        BEST_MARKER.encode(console.encoding or "ascii")
+        marker = BEST_MARKER
+    except (UnicodeEncodeError, LookupError):
+        marker = "*"
+    console.print(summary_table(summary_rows, best, marker))
 
 
 def _records(items: Any) -> list[dict]:
@@ -173,24 +207,37 @@ def _x_values(rows: list[dict]) -> tuple[list[float], str]:
     return [float(i) for i in range(len(rows))], "row"
 
 
-def _plot_erl(rows: list[dict], best: dict) -> str:
-    figure = _figure()
-    axis = figure.add_subplot()
+def _erl_figure(rows: list[dict], best: dict):
+    """ERL (um, top) and NERL (bottom) against threshold, one y axis per panel; the best row is
+    a star at its own value in each."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 5.0), dpi=100, layout="constrained")
+    erl_axis, nerl_axis = figure.subplots(2, 1, sharex=True)
     x, label = _x_values(rows)
-    erl = [np.nan if row.get("erl_nm") is None else row["erl_nm"] for row in rows]
+    erl = [np.nan if row.get("erl_nm") is None else row["erl_nm"] / 1000 for row in rows]
     nerl = [np.nan if row.get("nerl") is None else row["nerl"] for row in rows]
-    axis.plot(x, erl, "o-", color="tab:blue", label="ERL")
-    axis.set_xlabel(label)
-    axis.set_ylabel("ERL (nm)", color="tab:blue")
-    twin = axis.twinx()
-    twin.plot(x, nerl, "s--", color="tab:orange", label="NERL")
-    twin.set_ylabel("NERL", color="tab:orange")
-    twin.set_ylim(0, 1.05)
-    for row, xi in zip(rows, x):
-        if _same_row(row, best) and row.get("erl_nm") is not None:
-            axis.plot([xi], [row["erl_nm"]], "*", color="tab:green", markersize=16, label="best")
-    axis.set_title("ERL and NERL")
-    return _png_base64(figure)
+    erl_axis.plot(x, erl, "o-", color="tab:blue")
+    nerl_axis.plot(x, nerl, "s-", color="tab:orange")
+    gt_erl = next((row["gt_erl_nm"] / 1000 for row in rows if row.get("gt_erl_nm")), None)
+    for row, xi, erl_um, nerl_value in zip(rows, x, erl, nerl):
+        if _same_row(row, best):
+            for axis, value in ((erl_axis, erl_um), (nerl_axis, nerl_value)):
+                if np.isfinite(value):
+                    axis.plot([xi], [value], "*", color="tab:green", markersize=16, zorder=3)
+    erl_axis.set_ylabel("ERL (um)")
+    erl_axis.set_ylim(bottom=0)
+    # the ground truth's ERL is NERL's 1.0; a line at it would squash the ERL curve
+    erl_axis.set_title("ERL and NERL by threshold (star: best)"
+                       + (f"; ground truth ERL {gt_erl:.3g} um" if gt_erl is not None else ""), fontsize=10)
+    nerl_axis.set_ylabel("NERL")
+    nerl_axis.set_ylim(0, 1.05)
+    nerl_axis.set_xlabel(label)
+    return figure
+
+
+def _plot_erl(rows: list[dict], best: dict) -> str:
+    return _png_base64(_erl_figure(rows, best))
 
 
 def _plot_voi(rows: list[dict], best: dict) -> str:
@@ -240,9 +287,34 @@ def _nm(values: Any) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in values) + ")" if values is not None else "-"
 
 
-def _html_page(title, rows, best, figures, splits, merges) -> str:
+#: Column headers of the page's summary table (ERL columns are shown in um).
+_PAGE_HEADERS = {"threshold": "threshold", "erl_nm": "ERL (um)", "gt_erl_nm": "GT ERL (um)", "nerl": "NERL",
+                 "voi_split": "VOI split (bits)", "voi_merge": "VOI merge (bits)", "arand": "adapted Rand error",
+                 "n_split": "splits", "n_merge": "merges"}
+
+
+def _best_sentence(best: dict) -> str:
+    """The chosen row in words: threshold, NERL and ERL against the ground truth's."""
+    parts = []
+    if best.get("nerl") is not None:
+        parts.append(f"NERL {_format(best['nerl'])}")
+    if best.get("erl_nm") is not None:
+        of = f" of {best['gt_erl_nm'] / 1000:.3g} um" if best.get("gt_erl_nm") is not None else ""
+        parts.append(f"ERL {best['erl_nm'] / 1000:.3g} um{of}")
+    threshold = f"threshold <b>{html.escape(_format(best.get('threshold')))}</b>" if best.get("threshold") is not None else "the row"
+    figures = f": {html.escape(', '.join(parts))}" if parts else ""
+    return f"<p>Best: {threshold}{figures} (highlighted in the summary, a star in the plots).</p>"
+
+
+def _html_page(title, rows, best, figures, splits, merges, header=None) -> str:  # noqa: ANN001
+    header_table = ('<table class="header"><tbody>' + "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in (header or {}).items()
+    ) + "</tbody></table>") if header else ""
     summary = _html_table(
-        TABLE_COLUMNS, [[row.get(c) for c in TABLE_COLUMNS] for row in rows], [_same_row(r, best) for r in rows]
+        [_PAGE_HEADERS.get(c, c) for c in TABLE_COLUMNS],
+        [[row.get(c) / 1000 if c.endswith("_nm") and row.get(c) is not None else row.get(c) for c in TABLE_COLUMNS]
+         for row in rows],
+        [_same_row(r, best) for r in rows],
     )
     split_table = _html_table(
         ["rank", "skeleton", "segments", "location zyx (nm)", "split edges", "ERL gain (nm)"],
@@ -259,7 +331,6 @@ def _html_page(title, rows, best, figures, splits, merges) -> str:
         f"<figcaption>{html.escape(name)}</figcaption></figure>"
         for name, data in figures.items()
     )
-    best_line = ", ".join(f"{k} = {html.escape(_format(best.get(k)))}" for k in TABLE_COLUMNS if k in best)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -267,10 +338,13 @@ body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 tr.best {{ background: #d8f5d0; font-weight: bold; }}
+table.header th {{ text-align: left; background: #f3f3f3; }}
+table.header td {{ text-align: left; font-family: monospace; }}
 figure {{ display: inline-block; margin: 0 1em 1em 0; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Best: {best_line}</p>
+{header_table}
+{_best_sentence(best)}
 <h2>Summary</h2>{summary}
 <h2>Plots</h2>{images}
 <h2>Ten worst splits</h2><p>Ranked by ERL gained when the two segments are joined.</p>{split_table}

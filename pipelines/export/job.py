@@ -3,7 +3,9 @@
 Synapses come from a table (CSV/parquet with presets), a synth store's ground truth, or, when
 neither is given, a contact PROXY. Points are looked up only in the chunks that hold them, in
 the run's segmentation or its fragments through the current LUT. Outputs go to
-``RUN/connectome/`` (written to a temporary folder and renamed into place).
+``RUN/connectome/``, a hardware target's to ``RUN/connectome-<target>/`` (written to a temporary
+folder and renamed into place). An export that finds no synapse is written, with a warning that
+says why (also recorded in ``export.json`` for ``axonseg simulate``).
 
 Proofreading: ``run_export(..., lut=...)`` takes the current fragment -> segment LUT (or a
 function that returns it, e.g. one that replays ``edits.sqlite``); it is applied to the
@@ -36,10 +38,11 @@ from axonseg.connectome import (
     volume_box_nm,
 )
 from axonseg.connectome.nir_graph import LifParams
-from axonseg.errors import ConfigError, InputError, OutputExistsError
+from axonseg.errors import ConfigError, InputError
 from axonseg.io import group_exists, open_volume
 from axonseg.io.synapse_tables import read_table
 from axonseg.pipelines.export._lookup import LutSource, SegmentSource, contact_table, make_source, segment_ids_at
+from axonseg.pipelines.export._output import check_output, empty_reason, output_folder
 from axonseg.pipelines.export._writers import FORMATS, write_formats
 from axonseg.pipelines.labels import check_label_volume
 from axonseg.pipelines.run_folder import RunFolder
@@ -77,7 +80,8 @@ class ExportConfig(StrictModel):
     sign_column: str | None = Field(None, description="the sign table's column; default detected")
     nir_delay_resolution_ms: float = Field(0.1, gt=0, description="NIR: delays rounded to this grid (ms)")
     nir_max_delay_groups: int = Field(16, ge=1, description="NIR: most Delay nodes")
-    nir_keep_delays: bool = Field(True, description="NIR: false drops delays (logged)")
+    nir_keep_delays: bool = Field(False, description="NIR: write Delay nodes (norse drops them, snntorch refuses them)")
+    nir_dt_ms: float = Field(0.1, gt=0, description="NIR: the step CubaLIF r and w_in are scaled for (snntorch needs 0.1)")
     lif_tau_syn_ms: float = 5.0
     lif_tau_mem_ms: float = 20.0
     lif_v_threshold: float = 1.0
@@ -109,6 +113,7 @@ class ExportResult:
     drops: dict
     proxy: bool
     report: dict = field(default_factory=dict)
+    empty_reason: str | None = None
 
 
 def _formats(formats: str | list[str]) -> list[str]:
@@ -120,17 +125,20 @@ def _formats(formats: str | list[str]) -> list[str]:
     return chosen
 
 
-def _read_synapses(address: str, config: ExportConfig) -> pd.DataFrame:
+def _read_synapses(address: str, config: ExportConfig) -> tuple[pd.DataFrame, int]:
+    """The canonical table and how many rows ``min_confidence`` dropped."""
     path = Path(address)
     if path.suffix == ".zarr" or (path.name == "synapses" and path.parent.suffix == ".zarr"):
-        return read_synth_synapses(path)
+        return read_synth_synapses(path), 0
     table = normalize_synapse_table(read_table(path), config.preset, config.columns, config.position_unit_nm,
                                     config.confidence_column, config.size_column)
+    below = 0
     if config.min_confidence is not None:
         keep = ~(table["confidence"].to_numpy() < config.min_confidence)
-        logger.info("min_confidence %.3g: dropped %d synapses", config.min_confidence, int((~keep).sum()))
+        below = int((~keep).sum())
+        logger.info("min_confidence %.3g: dropped %d synapses", config.min_confidence, below)
         table = table[keep].reset_index(drop=True)
-    return table
+    return table, below
 
 
 def _label_source(run: RunFolder, config: ExportConfig, lut: LutSource) -> SegmentSource:
@@ -146,37 +154,37 @@ def _label_source(run: RunFolder, config: ExportConfig, lut: LutSource) -> Segme
     return make_source(labels.volume, labels.lut, labels.describe())
 
 
-def _prepare_output(run_dir: Path, overwrite: bool) -> tuple[Path, Path]:
-    folder = run_dir / "connectome"
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{folder} exists already; pass --overwrite to replace it")
-    tmp = run_dir / "connectome.tmp"
+def _fresh_folder(folder: Path) -> Path:
+    tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    return folder, tmp
+    return tmp
 
 
 def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapses: str | Path | None = None,
                target: str | None = None, overwrite: bool = False, config: ExportConfig | None = None,
-               lut: LutSource = None, skeletons: dict | None = None) -> ExportResult:
+               lut: LutSource = None, skeletons: dict | None = None, written_by: str = "export") -> ExportResult:
     """Export a run's connectome.
 
     Args:
         run_dir: the run folder.
         formats: ``sonata``, ``nir``, ``csv``, ``pynn``, a list of them, or ``all``.
-        synapses: synapse table or synth store; overrides ``config.synapses``; none: contact proxy.
+        synapses: synapse table or synth store; overrides ``config.synapses``; none: the one
+            ``axonseg segment`` recorded for the run (``inputs.json``), else the contact proxy.
         target: ``brainscales2`` applies that hardware's limits (no delays, weights 0..63, sign
-            as receptor type, at most 512 neurons).
-        overwrite: replace an existing ``RUN/connectome``.
+            as receptor type, at most 512 neurons); written to ``RUN/connectome-<target>``.
+        overwrite: replace an existing export folder (one that ``segment`` wrote is replaced anyway).
         config: export settings; defaults when None.
         lut: the current fragment -> segment LUT, or a function returning it (proofreading);
             None: the labels the run folder shows at ``config.threshold``
             (:meth:`RunFolder.labels`).
         skeletons: ``{segment_id: AxonGraph}`` to use instead of ``RUN/skeletons`` (e.g. updated
             after edits).
+        written_by: the command recorded in ``export.json``; ``segment`` marks an export that a
+            later ``axonseg export`` may replace without ``overwrite``.
 
     Returns:
-        An :class:`ExportResult`.
+        An :class:`ExportResult`; ``empty_reason`` says why no synapse was kept (None otherwise).
     """
     run_dir = Path(run_dir)
     config = config or ExportConfig()
@@ -189,17 +197,22 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
     if with_delays and skeletons is None and not (run.skeletons_dir / "nodes.parquet").exists():
         raise InputError(f"{run_dir}: delays need skeletons and the run has none; run `axonseg skeletonize {run_dir}` "
                          "first (or set delays: false)")
-    folder, tmp = _prepare_output(run_dir, overwrite)
+    folder = output_folder(run_dir, target)
+    check_output(folder, overwrite)
+    signs = read_table(config.sign_table, "sign table") if config.sign_table else None
     source = _label_source(run, config, lut)
     address = synapses if synapses is not None else config.synapses
+    if address is None:  # the table or synth store `axonseg segment` exported this run with
+        address = run.inputs()["synapses"]
     proxy = address is None
+    below_confidence = 0
     if proxy:
         logger.warning("no synapse table: using the contact PROXY (contacts >= %.0f nm^2, both directions)",
                        config.proxy_min_area_nm2)
         table = contacts_to_synapses(contact_table(source, config.proxy_block_shape), config.proxy_min_area_nm2)
         inside = np.ones(len(table), dtype=bool)
     else:
-        table = _read_synapses(str(address), config)
+        table, below_confidence = _read_synapses(str(address), config)
         pre, post = synapse_points(table)
         ids, inside = segment_ids_at(source, np.concatenate([pre, post]), config.n_threads)
         inside = inside[: len(table)] & inside[len(table):]
@@ -209,12 +222,15 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
     if drops.dropped["outside_volume"]:
         logger.warning("%d synapses have a point outside the volume: dropped", drops.dropped["outside_volume"])
     logger.info("export: %s", drops.summary())
+    empty = None if keep.any() else empty_reason(proxy, None if proxy else str(address), len(table), drops,
+                                                   config.proxy_min_area_nm2, below_confidence)
+    if empty is not None:
+        logger.warning("export: the connectome is EMPTY (0 neurons, 0 synapses): %s", empty)
     volume = source.volume
     begin, end = volume_box_nm(volume.spatial_shape, volume.voxel_size, volume.offset)
     rule = RootRule(begin, end, tuple(config.boundary_tolerance_voxels * v for v in volume.voxel_size),
                     config.soma_min_radius_nm, config.root_point_nm)
     graphs = (skeletons if skeletons is not None else open_run_skeletons(run_dir)) if with_delays else {}
-    signs = read_table(config.sign_table, "sign table") if config.sign_table else None
     params = EdgeParams(config.synaptic_delay_ms, config.conduction_velocity_m_per_s, config.unit_weight,
                         config.weight_by, with_delays)
     kept = table[keep].reset_index(drop=True)
@@ -222,19 +238,25 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
         kept["source"] = "contact_proxy"
     connectome = build_connectome(kept, graphs, params, rule, signs, config.sign_column, drops)
     hardware = brainscales2_pairs(connectome.pairs, connectome.n_nodes) if target == "brainscales2" else None
-    lif = LifParams(tau_syn_ms=config.lif_tau_syn_ms, tau_mem_ms=config.lif_tau_mem_ms, v_threshold=config.lif_v_threshold)
-    files = write_formats(tmp, chosen, connectome, hardware, lif, config.nir_delay_resolution_ms,
-                          config.nir_max_delay_groups, config.nir_keep_delays and with_delays)
+    lif = LifParams(tau_syn_ms=config.lif_tau_syn_ms, tau_mem_ms=config.lif_tau_mem_ms, v_threshold=config.lif_v_threshold,
+                    dt_ms=config.nir_dt_ms)
     report = {
         "source": source.description, "synapses": "contact_proxy" if proxy else str(address), "proxy": proxy,
         "formats": chosen, "target": target, "n_nodes": connectome.n_nodes, "n_synapses": len(connectome.synapses),
         "n_pairs": len(connectome.pairs), "drops": drops.to_dict(), "delays": with_delays,
         "root_methods": connectome.path_lengths.root_methods if connectome.path_lengths else {},
         "n_without_skeleton": connectome.path_lengths.n_without_skeleton if connectome.path_lengths else None,
-        "config_hash": config_hash(config),
+        "config_hash": config_hash(config), "written_by": written_by, "empty_reason": empty,
     }
-    (tmp / "export.json").write_text(json.dumps(report, indent=1))
-    save_resolved(config, tmp / "config.yaml", job=STAGE)
+    tmp = _fresh_folder(folder)
+    try:
+        files = write_formats(tmp, chosen, connectome, hardware, lif, config.nir_delay_resolution_ms,
+                              config.nir_max_delay_groups, config.nir_keep_delays and with_delays)
+        (tmp / "export.json").write_text(json.dumps(report, indent=1))
+        save_resolved(config, tmp / "config.yaml", job=STAGE)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
+        raise
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
@@ -242,4 +264,4 @@ def run_export(run_dir: str | Path, formats: str | list[str] = "sonata", synapse
     logger.info("export: %d nodes, %d synapses, %d pairs -> %s", connectome.n_nodes, len(connectome.synapses),
                 len(connectome.pairs), folder)
     return ExportResult(folder, files, connectome.n_nodes, len(connectome.synapses), len(connectome.pairs),
-                        drops.to_dict(), proxy, report)
+                        drops.to_dict(), proxy, report, empty)

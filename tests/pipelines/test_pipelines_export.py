@@ -106,6 +106,7 @@ def test_table_export_all_formats(run, tmp_path):
     assert (0, 1, 1.0, pytest.approx(first.delay_ms)) in connections
     graph = read_nir(folder / "nir" / "connectome.nir")
     assert graph.nodes["input"].input_type["input"].tolist() == [3]
+    assert not [n for n in graph.nodes["network"].nodes if n.startswith("delay")]  # default: no Delay nodes
     report = json.loads((folder / "export.json").read_text())
     assert report["root_methods"] == {"boundary_endpoint": 3} and (folder / "config.yaml").exists()
 
@@ -139,16 +140,26 @@ def test_brainscales2_target(run, tmp_path, caplog):
     signs = tmp_path / "signs.csv"
     pd.DataFrame({"segment_id": [3], "transmitter": ["GABA"]}).to_csv(signs, index=False)
     config = ExportConfig(sign_table=str(signs))
-    result = run_export(run, ["sonata", "pynn", "nir"], synapse_csv(tmp_path / "syn.csv"), target="brainscales2", config=config)
+    table = synapse_csv(tmp_path / "syn.csv")
+    normal = run_export(run, ["sonata", "pynn"], table, config=ExportConfig(sign_table=str(signs), delays=False))
+    result = run_export(run, ["sonata", "pynn", "nir"], table, target="brainscales2", config=config)
     assert "delays dropped" in caplog.text and result.report["delays"] is False
-    circuit = read_sonata(run / "connectome" / "sonata")
+    # each target in its own folder: the hardware export leaves the normal one alone
+    hardware = run / "connectome-brainscales2"
+    assert result.folder == hardware and normal.folder == run / "connectome"
+    assert len(read_sonata(run / "connectome" / "sonata").edges) == 4 and "delay" in pd.read_csv(run / "connectome" / "pynn.csv")
+    circuit = read_sonata(hardware / "sonata")
     assert "delay" not in circuit.edges.columns and len(circuit.edges) == 3  # one connection per pair
     by_pair = {(s, t): (w, e) for s, t, w, e in zip(circuit.edges.source_node_id, circuit.edges.target_node_id,
                                                     circuit.edges.syn_weight, circuit.edges.edge_type_id)}
     assert by_pair[(0, 1)] == (63.0, 100) and by_pair[(1, 2)] == (32.0, 100) and by_pair[(2, 0)] == (32.0, 101)
-    pynn = pd.read_csv(run / "connectome" / "pynn.csv")
+    pynn = pd.read_csv(hardware / "pynn.csv")
     assert pynn["weight"].between(0, 63).all() and set(pynn["receptor_type"]) == {"excitatory", "inhibitory"}
-    assert set(read_nir(run / "connectome" / "nir" / "connectome.nir").nodes) == {"input", "linear", "lif", "output"}
+    network = read_nir(hardware / "nir" / "connectome.nir").nodes["network"]  # closed loop, no Delay nodes
+    assert set(network.nodes) == {"input", "lif", "recurrent", "output"}
+    recurrent = network.nodes["recurrent"].weight  # (post, pre): the hardware weights with their sign
+    assert (recurrent[1, 0], recurrent[2, 1], recurrent[0, 2]) == (63.0, 32.0, -32.0)
+    assert not (run / "connectome-brainscales2.tmp").exists() and not (run / "connectome.tmp").exists()
 
 
 def test_contact_proxy_without_table(run):

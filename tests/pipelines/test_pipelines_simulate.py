@@ -89,6 +89,18 @@ def test_empty_circuit_is_refused_with_one_line(tmp_path):
                  ).to_csv(tmp_path / "none.csv", index=False)
     export = run_export(run, "sonata", tmp_path / "none.csv", skeletons={})
     assert export.n_synapses == 0
-    with pytest.raises(InputError, match=r"sonata: the circuit has no neurons"):
+    # simulate says why: the export's recorded reason, not only that the circuit is empty
+    with pytest.raises(InputError, match=r"sonata: the circuit has no neurons, nothing to simulate: the export kept "
+                                         r"no synapse \(the synapse table .*none\.csv has no rows\); export again"):
         run_simulate(run)
     assert not (run / "simulation").exists()
+
+
+def test_empty_proxy_export_says_why_in_simulate(tmp_path):
+    run = chain_run(tmp_path)
+    export = run_export(run, "sonata", config=ExportConfig(delays=False, proxy_min_area_nm2=1e12))
+    assert export.n_nodes == 0 and export.empty_reason.startswith("the contact PROXY found no two segments")
+    with pytest.raises(InputError) as caught:
+        run_simulate(run)
+    assert f"the export kept no synapse ({export.empty_reason})" in str(caught.value)
+    assert "\n" not in str(caught.value) and not (run / "simulation").exists()

@@ -61,3 +61,56 @@ def test_demo_runs_the_whole_pipeline_with_the_shipped_model(tmp_path: Path, cap
     assert (Path(summary["sonata"]) / "edges.h5").exists()
     raw = open_volume(tmp_path / "demo" / "fib_crop.zarr" / "raw")
     assert raw.shape == (70, 128, 128) and raw.voxel_size == (10.0, 10.0, 10.0)
+
+
+def test_huge_shape_is_refused_before_the_store_is_touched(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from axonseg.errors import InputError
+
+    store = write_synth(tmp_path / "s.zarr", (8, 32, 32), (30, 8, 8), seed=0, show_progress=False).store
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    with pytest.raises(InputError, match=r"--shape 100000 100000 100000: a synthetic volume of "
+                                         r"1,000,000,000,000,000 voxels needs about .* GiB of memory but .* GiB are "
+                                         r"available: expected at most about .* voxels"):
+        write_synth(store, (100000, 100000, 100000), (30, 8, 8), overwrite=True, show_progress=False)
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before  # --overwrite deleted nothing
+    result = subprocess.run([sys.executable, "-m", "axonseg.cli", "synth", str(tmp_path / "big.zarr"),
+                             "--shape", "100000", "100000", "100000"], check=False, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith("error: --shape 100000 100000 100000: a synthetic volume of")
+    assert not (tmp_path / "big.zarr").exists()
+
+
+def test_memory_estimate_covers_the_measured_peak() -> None:
+    import tracemalloc
+
+    from axonseg.errors import InputError
+    from axonseg.synth import check_synth_size, generate_synth
+    from axonseg.synth.generate import SYNTH_BYTES_PER_VOXEL
+
+    shape = (16, 128, 128)
+    generate_synth((4, 32, 32), (30, 8, 8), seed=0)  # first-call allocations (numba, caches) off the books
+    tracemalloc.start()
+    try:
+        generate_synth(shape, (30, 8, 8), seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    per_voxel = peak / np.prod(shape)
+    assert 20 < per_voxel <= SYNTH_BYTES_PER_VOXEL  # the check neither under- nor wildly over-estimates
+    needed = int(np.prod(shape)) * SYNTH_BYTES_PER_VOXEL
+    assert check_synth_size(shape, available_bytes=needed) == shape
+    with pytest.raises(InputError, match=r"--shape 16 128 128: a synthetic volume of 262,144 voxels needs about 18 MiB of memory but 18 MiB"):
+        check_synth_size(shape, available_bytes=needed - 1)
+
+
+@pytest.mark.parametrize("shape", [(0, 32, 32), (8, 32), (8, 32.5, 32)])
+def test_bad_shape_is_one_line_and_writes_nothing(tmp_path: Path, shape) -> None:
+    from axonseg.errors import InputError
+
+    with pytest.raises(InputError, match=r"^shape=\[.*\]: expected three positive integers \(z y x, voxels\)$"):
+        write_synth(tmp_path / "s.zarr", shape, (30, 8, 8), show_progress=False)
+    assert not (tmp_path / "s.zarr").exists()
