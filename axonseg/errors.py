@@ -25,3 +25,7 @@ class OutputExistsError(AxonsegError):
 
 class StageError(AxonsegError):
     """A pipeline stage failed or cannot run (for example, a stage it needs is missing)."""
+
+
+class RunLockedError(AxonsegError):
+    """Another running process holds the lock of the run folder (``RUN/.lock``)."""

@@ -284,8 +284,14 @@ class RunFolder:
 
     @functools.cached_property
     def _model_extra(self) -> dict[str, Any]:
-        """The ``extra`` record of the run's model file, read once per RunFolder."""
-        model = self._affinity_attrs().get("model")
+        """The ``extra`` record of the run's model file, read once per RunFolder. Predict records
+        the calibrated threshold on ``affinities`` (``model_threshold``); only runs predicted
+        before that open the model file here, which imports torch (~100 MB in a job that
+        otherwise never needs it, such as skeletonize)."""
+        attrs = self._affinity_attrs()
+        if "model_threshold" in attrs:
+            return {"threshold": attrs["model_threshold"]}
+        model = attrs.get("model")
         if not model or not Path(model).is_file():
             return {}
         import torch
@@ -376,8 +382,10 @@ class RunFolder:
 
         Returns:
             ``{"raw": {"address", "shape", "voxel_size"} | None, "model": str | None,
-            "gt": str | None, "config": {"job", "config_hash", "config"} | None}``; None where
-            nothing was recorded (e.g. a run made stage by stage).
+            "gt": str | None, "voxel_size": [z, y, x] nm (``--voxel-size``) | None,
+            "synapses": str | None (the export's table or synth store; None: contact proxy),
+            "config": {"job", "config_hash", "config"} | None}``; None where nothing was
+            recorded (e.g. a run made stage by stage).
         """
         inputs_file = self.path / INPUTS_FILE
         recorded = json.loads(inputs_file.read_text()) if inputs_file.exists() else {}
@@ -390,4 +398,26 @@ class RunFolder:
                 problem = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise InputError(f"{config_file}: not valid YAML ({problem}): expected the resolved run config") from None
         return {"raw": recorded.get("raw"), "model": recorded.get("model"), "gt": recorded.get("gt"),
-                "config": config}
+                "voxel_size": recorded.get("voxel_size"), "synapses": recorded.get("synapses"), "config": config}
+
+    def raw_address(self) -> str | None:
+        """The address of the raw EM the run was made from: ``inputs.json`` (``axonseg
+        segment``), else the source the predict stage recorded on ``affinities``; None when
+        neither names one. The address may point to a file that has moved since."""
+        recorded = self._inputs_file().get("raw")
+        if isinstance(recorded, dict) and recorded.get("address"):
+            return str(recorded["address"])
+        raw = (self._affinity_attrs().get("config") or {}).get("raw") or {}
+        return str(raw["source"]) if raw.get("source") else None
+
+    def model_path(self) -> str | None:
+        """The model file the run's affinities were predicted with (recorded on
+        ``affinities``), else the model ``inputs.json`` names ("default": the shipped one for
+        the raw's voxel size), or None."""
+        recorded = self._affinity_attrs().get("model") or self._inputs_file().get("model")
+        return str(recorded) if recorded else None
+
+    def _inputs_file(self) -> dict[str, Any]:
+        """``inputs.json`` as written (``{}`` when the run has none)."""
+        path = self.path / INPUTS_FILE
+        return json.loads(path.read_text()) if path.exists() else {}

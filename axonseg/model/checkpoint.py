@@ -33,21 +33,87 @@ def save_model(model: AffinityNet, path: str | Path, extra: dict[str, Any] | Non
     _atomic_save({"model_config": model.config.model_dump_json(), "state_dict": model.state_dict(), "extra": extra or {}}, Path(path))
 
 
+#: What ``--model`` must be, said in every refusal of a file that is not one.
+MODEL_FILE_HELP = "expected a .pt written by `axonseg train` (model.pt) or axonseg.model.save_model"
+
+
+def _not_a_model(path: Path, reason: str) -> InputError:
+    return InputError(f"model file {path} is not an axonseg model file ({reason}): {MODEL_FILE_HELP}")
+
+
+def _unreadable_reason(path: Path) -> str:
+    """Why torch could not read ``path``, in the user's words (never torch's own advice)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        return "it is empty, 0 bytes"
+    if b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return "it is a text file"
+        except UnicodeDecodeError:
+            pass
+    return "torch cannot read it as plain weights"
+
+
+def read_model_state(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
+    """The dict in a model file, read as plain weights: no object in the file is ever
+    unpickled as code (``weights_only=True``, never False).
+
+    Raises:
+        InputError: the file is missing, unreadable as weights, or holds no dict with a
+            ``model_config`` (one line that says what a model file is).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model file {path} does not exist: {MODEL_FILE_HELP}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # noqa: BLE001 - whatever torch says, the file is no model of ours
+        raise _not_a_model(path, _unreadable_reason(path)) from None
+    if not isinstance(state, dict):
+        raise _not_a_model(path, f"it holds a {type(state).__name__}, not a dict with model_config and state_dict")
+    if "model_config" not in state:
+        raise _not_a_model(path, "it has no model_config")
+    return state
+
+
 def load_model(path: str | Path, map_location: str = "cpu") -> AffinityNet:
     """Rebuild an ``AffinityNet`` from a file written by ``save_model`` or a training checkpoint.
 
     Raises:
-        InputError: if the file is missing or holds no model.
+        InputError: if the file is missing or holds no model whose weights fit its config.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"model file {path} does not exist")
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if "model_config" not in state:
-        raise InputError(f"model file {path} has no 'model_config': expected a file written by axonseg")
-    model = AffinityNet(model_config_from_json(state["model_config"]))
-    model.load_state_dict(state["model"] if "model" in state else state["state_dict"])
+    state = read_model_state(path, map_location)
+    try:
+        config = model_config_from_json(state["model_config"])
+    except (ValueError, TypeError) as err:  # pydantic's ValidationError is a ValueError
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise _not_a_model(path, f"its model_config is not valid: {problem}") from None
+    weights = state.get("model", state.get("state_dict"))
+    if not isinstance(weights, dict):
+        raise _not_a_model(path, "it has no state_dict")
+    model = AffinityNet(config)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        lines = str(err).splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else "other shapes"
+        detail = detail if len(detail) <= 120 else detail[:117] + "..."
+        raise _not_a_model(path, f"its weights do not fit its model_config: {detail}") from None
     return model
+
+
+def calibrated_threshold(path: str | Path) -> float | None:
+    """The agglomeration threshold a model file was calibrated at on validation data
+    (``extra["threshold"]``, written by training), or None for a model without calibration.
+
+    Raises:
+        InputError: the file is not a model file (as :func:`read_model_state`).
+    """
+    value = (read_model_state(path).get("extra") or {}).get("threshold")
+    return None if value is None else float(value)
 
 
 def model_config_from_json(text: str) -> ModelConfig:

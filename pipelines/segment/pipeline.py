@@ -4,9 +4,11 @@ connectome, chaining the stages.
 predict -> fragments -> graph -> agglomerate -> relabel -> (evaluate, when ground truth is
 given; the segmentation is then relabelled at the best threshold unless the config sets
 ``segment.relabel_threshold``) -> skeletonize -> export.
-Every stage keeps its own done markers and config hash, so re-running the same command after
-an interruption resumes where it stopped. The run folder records the config and the inputs it
-was made from; a different config, raw or model is refused (naming what changed) unless
+Every input is checked before the first stage (:mod:`.inputs`), and the run folder is locked
+while the pipeline writes into it (:mod:`axonseg.pipelines.run_lock`). Every stage keeps its
+own done markers and config hash, so re-running the same command after an interruption
+resumes where it stopped. The run folder records the config and every input; once a stage
+has finished, a different config, raw or model is refused (naming what changed) unless
 ``restart`` is given.
 """
 
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import yaml
 from pydantic import Field
@@ -25,12 +29,13 @@ from pydantic import Field
 from axonseg.blockwise import changed_keys
 from axonseg.config import StrictModel, load_config, save_resolved
 from axonseg.errors import ConfigError, OutputExistsError
-from axonseg.io import open_volume
 from axonseg.blockwise.outputs import write_json
 from axonseg.pipelines.evaluate import EvaluateConfig, evaluate_run
 from axonseg.pipelines.export import ExportConfig, run_export
 from axonseg.pipelines.run_folder import RunFolder
+from axonseg.pipelines.run_lock import LOCK_FILE, run_lock
 from axonseg.pipelines.segment.config import SegmentConfig
+from axonseg.pipelines.segment.inputs import COMPARED, check_segment_inputs, open_raw, resolved_address
 from axonseg.pipelines.segment.predict import PredictConfig, run_predict
 from axonseg.pipelines.segment.relabel import run_relabel
 from axonseg.pipelines.segment.stages import run_segment_stages
@@ -51,7 +56,8 @@ class PipelineConfig(StrictModel):
     skeletonize: SkeletonizeConfig = Field(default_factory=SkeletonizeConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
-    formats: list[str] = Field(["sonata"], description="connectome formats: sonata, nir, csv, pynn or all")
+    formats: list[Literal["sonata", "nir", "csv", "pynn", "all"]] = Field(
+        ["sonata"], description="connectome formats: sonata, nir, csv, pynn or all")
 
 
 @dataclass
@@ -62,6 +68,7 @@ class SegmentRun:
     config_hash: str
     threshold: float | None = None
     summary: dict = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def load_pipeline_config(path: str | Path | None) -> PipelineConfig:
@@ -78,8 +85,12 @@ def run_segment(
     scheduler: str = "threads",
     restart: bool = False,
     show_progress: bool = True,
+    voxel_size: Sequence[float] | None = None,
 ) -> SegmentRun:
     """Run every stage on ``raw`` into ``run_dir``.
+
+    Every input is checked before anything is written, and ``run_dir`` is locked while the
+    stages run (``RUN/.lock``; a second writer is refused).
 
     Args:
         raw: the raw EM array (any address :func:`axonseg.io.open_volume` takes; voxel size in nm).
@@ -88,73 +99,83 @@ def run_segment(
         model: the U-Net (.pt); default: the shipped model for the raw's voxel size.
         gt: ground-truth labels; when given, every threshold is evaluated and the best is used
             (unless ``config.segment.relabel_threshold`` sets one); recorded in ``inputs.json``.
-        synapses: a synapse table for the export; default: the contact proxy.
+        synapses: a synapse table or synth store for the export; default: the ground-truth
+            synapses of the raw's own synth store when it has them, else the contact proxy.
         scheduler: dask scheduler spec for the blockwise stages.
         restart: accept a changed config, raw or model, and start the stages again from the
-            first one whose settings changed (every stage when nothing changed).
+            first one whose settings changed (every stage when nothing changed). Not needed
+            while no stage of the earlier run has finished.
         show_progress: draw progress bars.
-    """
-    config = config or PipelineConfig()
-    run_dir = Path(run_dir)
-    inputs = run_inputs(raw, model)
-    changed = check_run_dir(run_dir, config, inputs, restart)
-    digest = save_resolved(config, run_dir / CONFIG_FILE, job=JOB)
-    # gt is recorded for the run folder's inputs() only: another gt re-evaluates, it is no new run
-    write_json(run_dir / INPUTS_FILE, {**inputs, "gt": _resolved(gt) if gt is not None else None})
-    with run_log(run_dir / "run.log"):
-        plan = restart_plan(changed, restart)
-        if restart:
-            logger.warning("segment: --restart%s: starting %s again", f" with changed {', '.join(changed)}" if changed else "",
-                           ", ".join(name for name, again in plan.items() if again) or "no stage (export only)")
-        return _run_stages(raw, run_dir, config, digest, model, gt, synapses, scheduler, plan, show_progress)
-
-
-def _resolved(address: str | Path) -> str:
-    """An array address with its file part made absolute, so that a run started from another
-    folder is recognised as the same run."""
-    text = str(address)
-    path = Path(text)
-    if path.exists():
-        return str(path.resolve())
-    head, sep, tail = text.rpartition(":")
-    if sep and Path(head).exists():
-        return f"{Path(head).resolve()}:{tail}"
-    return text
-
-
-def run_inputs(raw: str | Path, model: str | Path | None) -> dict:
-    """What a run is made from: the raw array (address, shape, voxel size in nm) and the model.
+        voxel_size: nm (zyx), for a raw or gt whose file carries none (``--voxel-size``).
 
     Raises:
-        InputError: the raw array is missing or unreadable.
+        InputError, ConfigError, StageError: a bad input (before anything is written), or a
+            changed config or input of a run with a finished stage and ``restart`` False.
+        RunLockedError: another process writes into ``run_dir``.
     """
-    volume = open_volume(raw)
+    started = time.perf_counter()
+    config = config or PipelineConfig()
+    run_dir = Path(run_dir)
+    inputs = check_segment_inputs(raw, model, gt, synapses, voxel_size, scheduler)
+    with run_lock(run_dir, JOB):
+        changed = check_run_dir(run_dir, config, inputs.compared(), restart)
+        digest = save_resolved(config, run_dir / CONFIG_FILE, job=JOB)
+        write_json(run_dir / INPUTS_FILE, inputs.record())
+        with run_log(run_dir / "run.log"):
+            plan = restart_plan(changed, restart or bool(changed))
+            if restart:
+                logger.warning("segment: --restart%s: starting %s again", f" with changed {', '.join(changed)}" if changed else "",
+                               ", ".join(name for name, again in plan.items() if again) or "no stage (export only)")
+            elif changed:
+                logger.warning("segment: the earlier run in this folder finished no stage: starting again with the "
+                               "changed %s", ", ".join(changed))
+            if synapses is None and inputs.synapses is not None:
+                logger.info("segment: the export uses the ground-truth synapses of the raw's store, %s", inputs.synapses)
+            result = _run_stages(raw, run_dir, config, digest, inputs.model_path, gt, inputs.synapses, scheduler, plan,
+                                 show_progress, inputs.voxel_size)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_inputs(raw: str | Path, model: str | Path | None, voxel_size: Sequence[float] | None = None) -> dict:
+    """What makes a run another run: the raw array (address, shape, voxel size in nm) and the
+    model. Reads the raw's metadata only (:func:`.inputs.check_segment_inputs` checks all).
+
+    Raises:
+        InputError: the raw array is missing or unreadable, or has no voxel size.
+    """
+    volume = open_raw(raw, voxel_size)
     return {
-        "raw": {"address": _resolved(raw), "shape": list(volume.shape), "voxel_size": list(volume.voxel_size)},
-        "model": _resolved(model) if model is not None else "default",
+        "raw": {"address": resolved_address(raw), "shape": list(volume.shape), "voxel_size": list(volume.voxel_size)},
+        "model": resolved_address(model) if model is not None else "default",
     }
 
 
 def check_run_dir(run_dir: Path, config: PipelineConfig, inputs: dict, restart: bool) -> list[str]:
-    """Refuse a run folder that another job, another raw/model or another config made.
+    """Refuse a run folder that another job, or (once a stage has finished) another raw, model
+    or config made.
 
     Args:
         run_dir: the run folder (may not exist yet).
         config: the config of this call.
-        inputs: :func:`run_inputs` of this call.
+        inputs: the raw and model of this call (:func:`run_inputs`,
+            :meth:`.inputs.SegmentInputs.compared`).
         restart: accept a changed config or input (the stages then start again).
 
     Returns:
-        The changed keys that ``restart`` accepted (empty for a new or unchanged run).
+        The changed keys that were accepted, by ``restart`` or because no stage of the earlier
+        run has finished (empty for a new or unchanged run).
 
     Raises:
         OutputExistsError: the folder holds something that is not an axonseg segment run.
-        ConfigError: the run was made with another config, raw or model and ``restart`` is
-            False; the message names the changed keys (e.g. ``segment.agglomerate.thresholds``).
+        ConfigError: the run was made with another config, raw or model, a stage of it has
+            finished, and ``restart`` is False; the message names the changed keys (e.g.
+            ``segment.agglomerate.thresholds``).
     """
     config_file = run_dir / CONFIG_FILE
     if not config_file.exists():
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "volume.zarr").is_dir():
+        held = [path for path in run_dir.iterdir() if path.name != LOCK_FILE] if run_dir.is_dir() else []
+        if held and not (run_dir / "volume.zarr").is_dir():
             raise OutputExistsError(
                 f"{run_dir} is not empty and holds no axonseg run (no {CONFIG_FILE}, no volume.zarr): choose another --out"
             )
@@ -171,15 +192,25 @@ def check_run_dir(run_dir: Path, config: PipelineConfig, inputs: dict, restart: 
     inputs_file = run_dir / INPUTS_FILE
     if inputs_file.exists():  # runs made before inputs were recorded are compared by config only
         recorded = json.loads(inputs_file.read_text())
-        old.update({key: value for key, value in recorded.items() if key != "gt"})
-        new.update(inputs)
+        old.update({key: recorded.get(key) for key in COMPARED})
+        new.update({key: inputs.get(key) for key in COMPARED})
     keys = [k.removeprefix("config.") for k in changed_keys(old, new)]
-    if keys and not restart:
+    if keys and not restart and _finished_stages(run_dir):
         raise ConfigError(
             f"{run_dir} was made with another config or input (changed: {', '.join(keys)}): "
             "pass --restart to redo it with these, or choose another --out"
         )
     return keys
+
+
+def _finished_stages(run_dir: Path) -> list[str]:
+    """The stages of the run that have finished (a run whose first stage failed has none)."""
+    states = RunFolder(run_dir).stage_states()
+    return [name for name, state in states.items() if state is not None and state.get("complete", True)]
+
+
+#: What run.log and the terminal say when Ctrl-C stops a run.
+INTERRUPTED = "interrupted; re-run the same command to resume"
 
 
 @contextmanager
@@ -197,8 +228,9 @@ def run_log(path: Path) -> Iterator[None]:
         yield
     except BaseException as err:
         # into the file only: the CLI prints the error itself, in one line
+        reason = INTERRUPTED if isinstance(err, KeyboardInterrupt) else str(err) or type(err).__name__
         handler.handle(logging.makeLogRecord({"name": __name__, "levelno": logging.ERROR, "levelname": "ERROR",
-                                              "msg": "segment stopped: %s", "args": (err or type(err).__name__,)}))
+                                              "msg": "segment stopped: %s", "args": (reason,)}))
         raise
     finally:
         package.removeHandler(handler)
@@ -227,16 +259,17 @@ def restart_plan(changed: list[str], restart: bool) -> dict[str, bool]:
 
 
 def _run_stages(raw, run_dir: Path, config: PipelineConfig, digest: str, model, gt, synapses,  # noqa: ANN001
-                scheduler: str, restart: dict[str, bool], show_progress: bool) -> SegmentRun:
+                scheduler: str, restart: dict[str, bool], show_progress: bool,
+                voxel_size: Sequence[float] | None = None) -> SegmentRun:
     def common(group: str) -> dict:
         return {"scheduler": scheduler, "restart": restart[group], "show_progress": show_progress}
 
-    run_predict(run_dir, raw, model, config.predict, **common("predict"))
+    run_predict(run_dir, raw, model, config.predict, voxel_size=voxel_size, **common("predict"))
     stages = run_segment_stages(run_dir, config.segment, **common("segment"))
     threshold = stages["relabel"].details.get("threshold")
     summary: dict = {}
     if gt is not None:
-        report = evaluate_run(run_dir, gt, config.evaluate, **common("evaluate"))
+        report = evaluate_run(run_dir, gt, config.evaluate, voxel_size=voxel_size, **common("evaluate"))
         summary = dict(report.best)
         # the run folder's one rule, now with the evaluated best: the configured threshold, else the best
         chosen = RunFolder(run_dir).choose_threshold(configured=config.segment.relabel_threshold)
@@ -245,9 +278,10 @@ def _run_stages(raw, run_dir: Path, config: PipelineConfig, digest: str, model, 
             run_relabel(run_dir, config.segment, threshold=threshold, **common("segment"))
     skeletons = run_skeletonize(run_dir, config.skeletonize, **common("skeletonize"))
     summary["skeletons"] = skeletons.n_segments
-    export = run_export(run_dir, config.formats, synapses, overwrite=True, config=config.export)
+    export = run_export(run_dir, config.formats, synapses, overwrite=True, config=config.export, written_by="segment")
     summary.update({"synapses": export.n_synapses, "edges": export.n_pairs, "neurons": export.n_nodes,
-                    "proxy_synapses": export.proxy, "connectome": str(export.folder)})
+                    "proxy_synapses": export.proxy, "connectome": str(export.folder),
+                    "synapse_source": None if export.proxy else str(synapses if synapses is not None else config.export.synapses)})
     logger.info("segment: run %s finished (config %s, threshold %s)", run_dir, digest, threshold)
     return SegmentRun(run_dir, digest, threshold, summary)
 

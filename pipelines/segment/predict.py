@@ -26,11 +26,12 @@ from axonseg.blockwise.outputs import ZarrOutput
 from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
 from axonseg.config import ShapeTriple, StrictModel, load_config
 from axonseg.errors import InputError, StageError
-from axonseg.io import Volume, open_volume
+from axonseg.io import Volume, group_state
 from axonseg.model import Predictor, load_model, shapes
-from axonseg.model.checkpoint import model_config_from_json
+from axonseg.model.checkpoint import calibrated_threshold, model_config_from_json
 from axonseg.model.config import ModelConfig
 from axonseg.model.unet import AffinityNet
+from axonseg.pipelines.run_lock import run_lock
 from axonseg.pipelines.segment._predict_blocks import check_finite, predict_grid
 from axonseg.pipelines.segment._stage import chunk_shape_for
 
@@ -157,6 +158,21 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def _recorded_precision(store: Path, asked: str, device: str | None, model_hash: str) -> str:
+    """``asked``; for "auto" on the CPU, the precision this run's affinities were predicted in
+    with the same model file, when they record one: a finished predict is not timed again
+    (that took 20-40 s on a busy 2-core CPU) and resumed blocks keep their neighbours' precision."""
+    on_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
+    if asked != "auto" or on_cuda:
+        return asked
+    recorded = (group_state(store, STAGE) or {}).get("config") or {}
+    precision = recorded.get("precision")
+    if precision in ("float32", "bfloat16") and (recorded.get("model") or {}).get("sha256") == model_hash:
+        logger.info("predict: precision %s (auto), as this run's affinities were predicted", precision)
+        return precision
+    return asked
+
+
 @contextmanager
 def _torch_threads(n_threads: int | None) -> Iterator[None]:
     before = torch.get_num_threads()
@@ -215,8 +231,11 @@ def run_predict(
     scheduler: str = "threads",
     restart: bool = False,
     show_progress: bool = True,
+    voxel_size: Sequence[float] | None = None,
 ) -> PredictResult:
     """Write ``RUN/volume.zarr/affinities`` from a raw EM array, blockwise and resumable.
+
+    The run folder is locked while predict writes (``RUN/.lock``).
 
     Args:
         run_dir_or_out: the run folder (created if missing).
@@ -230,6 +249,7 @@ def run_predict(
             ``local[:N]`` or ``tcp://host:port`` send single blocks to dask workers.
         restart: drop the done markers of an interrupted run with another config.
         show_progress: draw a progress bar.
+        voxel_size: nm (zyx), for a raw whose file carries none.
 
     Returns:
         A :class:`PredictResult`.
@@ -239,12 +259,15 @@ def run_predict(
             an unsupported dtype, NaN or inf in float raw.
         StageError: no model given and none shipped for the voxel size; an interrupted run
             used another config and ``restart`` is False.
+        RunLockedError: another process writes into the run folder.
     """
+    from axonseg.pipelines.segment.inputs import open_raw  # inputs imports this module
+
     started = time.perf_counter()
     config = config or PredictConfig()
     run_dir = Path(run_dir_or_out)
     store = run_dir / "volume.zarr"
-    volume = open_volume(raw_address)
+    volume = open_raw(raw_address, voxel_size)
     path = Path(model_path) if model_path is not None else default_model_path(volume.voxel_size)
     model = load_model(path)
     check_model_fits(model, volume, path)
@@ -257,13 +280,17 @@ def run_predict(
         )
     grid = predict_grid(cfg, volume.spatial_shape, config.block_shape)
     device = None if config.device == "auto" else config.device
+    logger.info("predict: raw %s (%s voxels of %s nm) with the model %s", volume.source,
+                "x".join(map(str, volume.spatial_shape)), "x".join(f"{v:g}" for v in volume.voxel_size), path)
+    model_hash = _file_hash(path)
+    precision = _recorded_precision(store, config.precision, device, model_hash)
     with _torch_threads(config.n_threads):
-        predictor = Predictor(model, device=device, output_dtype=config.output_dtype, precision=config.precision)
+        predictor = Predictor(model, device=device, output_dtype=config.output_dtype, precision=precision)
     offsets = [list(o) for o in cfg.offsets]
     payload = {
         "raw": {"source": volume.source, "shape": list(volume.shape), "dtype": str(volume.dtype),
                 "voxel_size": list(volume.voxel_size), "offset": list(volume.offset)},
-        "model": {"path": str(path), "sha256": _file_hash(path)},
+        "model": {"path": str(path), "sha256": model_hash},
         "block_shape": list(grid.write_shape),
         "output_dtype": config.output_dtype,
         "precision": predictor.precision,
@@ -274,7 +301,9 @@ def run_predict(
                        config.n_threads)
     output = ZarrOutput(store, STAGE, volume.spatial_shape, np.uint8 if config.output_dtype == "uint8" else np.float16,
                         volume.voxel_size, volume.offset, chunk_shape_for(grid.write_shape),
-                        attrs={"offsets": offsets, "model": str(path)}, channels=len(offsets))
+                        # the model's calibrated threshold, so that jobs reading the run never import torch for it
+                        attrs={"offsets": offsets, "model": str(path), "model_threshold": calibrated_threshold(path)},
+                        channels=len(offsets))
     stage = Stage(
         name=MARKER_STAGE, volume_shape=volume.spatial_shape, block_shape=grid.write_shape,
         inputs={"raw": Input(_raw_reader(volume), volume.spatial_shape)}, output=output, process=None,
@@ -285,7 +314,7 @@ def run_predict(
         "predict: %d blocks of %s voxels (input %s) with %s, precision %s, on %s",
         len(grid.blocks), grid.write_shape, grid.input_shape, path, predictor.precision, predictor.device,
     )
-    with _torch_threads(config.n_threads):
+    with run_lock(run_dir, MARKER_STAGE), _torch_threads(config.n_threads):
         ran = run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     return PredictResult(store, path, volume.spatial_shape, offsets, ran.blocks, ran.skipped, predictor.precision,
                          time.perf_counter() - started, ran.config_hash, ran.up_to_date)

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from axonseg.blockwise.stage import StageResult
+from axonseg.pipelines.run_lock import run_lock
 from axonseg.pipelines.segment.agglomerate import run_agglomerate
 from axonseg.pipelines.segment.config import SegmentConfig, load_segment_config
 from axonseg.pipelines.segment.fragments import run_fragments
@@ -40,13 +41,17 @@ def run_segment_stages(
 
     Returns:
         ``{stage: StageResult}`` in stage order.
+
+    Raises:
+        RunLockedError: another process writes into ``run_dir`` (``RUN/.lock``).
     """
     config = config or SegmentConfig()
     common = {"scheduler": scheduler, "restart": restart, "show_progress": show_progress}
-    results = {
-        "fragments": run_fragments(run_dir, config, **common),
-        "graph": run_graph(run_dir, config, **common),
-        "agglomerate": run_agglomerate(run_dir, config, **common),
-    }
-    results["relabel"] = run_relabel(run_dir, config, threshold=threshold, **common)
+    with run_lock(run_dir, "agglomerate"):
+        results = {
+            "fragments": run_fragments(run_dir, config, **common),
+            "graph": run_graph(run_dir, config, **common),
+            "agglomerate": run_agglomerate(run_dir, config, **common),
+        }
+        results["relabel"] = run_relabel(run_dir, config, threshold=threshold, **common)
     return results

@@ -185,12 +185,15 @@ def test_recorded_inputs_and_configured_threshold(tmp_path: Path) -> None:
     run = tmp_path / "run"
     make_run(run, [0.2, 0.4, 0.6])
     folder = RunFolder(run)
-    assert folder.inputs() == {"raw": None, "model": None, "gt": None, "config": None}
+    assert folder.inputs() == {"raw": None, "model": None, "gt": None, "voxel_size": None, "synapses": None,
+                               "config": None}
     raw = {"address": "/data/raw.zarr/raw", "shape": list(SHAPE), "voxel_size": list(VOXEL)}
-    (run / "inputs.json").write_text(json.dumps({"raw": raw, "model": "default", "gt": "/data/gt.zarr/labels"}))
+    (run / "inputs.json").write_text(json.dumps({"raw": raw, "model": "default", "gt": "/data/gt.npy",
+                                                 "voxel_size": list(VOXEL), "synapses": "/data/raw.zarr/synapses"}))
     config = {"job": "segment", "config_hash": "abc", "config": {"segment": {"relabel_threshold": 0.6}}}
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    assert folder.inputs() == {"raw": raw, "model": "default", "gt": "/data/gt.zarr/labels", "config": config}
+    assert folder.inputs() == {"raw": raw, "model": "default", "gt": "/data/gt.npy", "voxel_size": list(VOXEL),
+                               "synapses": "/data/raw.zarr/synapses", "config": config}
     # the run's own configured threshold is the default of every job, ahead of the evaluated best
     folder.write_best_threshold({"threshold": 0.2})
     assert folder.configured_threshold() == 0.6 and folder.default_threshold() == 0.6
@@ -233,3 +236,28 @@ def test_the_models_calibrated_threshold_beats_the_median(tmp_path: Path) -> Non
     assert folder.default_threshold() == 0.8
     model.write_text("not a model")
     assert RunFolder(run).model_threshold() is None
+
+
+def test_predict_records_the_calibration_so_reading_a_run_never_imports_torch(tmp_path: Path) -> None:
+    """Predict stores the model's calibrated threshold on ``affinities``; RunFolder reads it from
+    there, so a job that only reads the run (skeletonize, export, the viewer) never imports
+    torch for it (torch cost skeletonize ~100 MB of peak RSS per process)."""
+    import subprocess
+    import sys
+
+    from axonseg.model import ModelConfig, build_model, save_model
+    from axonseg.pipelines.segment.predict import PredictConfig, run_predict
+    from axonseg.pipelines.synth import write_synth
+
+    write_synth(tmp_path / "in.zarr", (16, 48, 48), (30.0, 8.0, 8.0), seed=0, show_progress=False)
+    model = tmp_path / "model.pt"
+    config = ModelConfig(num_fmaps=2, fmap_inc_factor=2, downsample_factors=[[1, 2, 2]], voxel_size=(30, 8, 8))
+    save_model(build_model(config, seed=0), model, extra={"step": 10, "threshold": 0.45})
+    run = tmp_path / "run"
+    run_predict(run, f"{tmp_path / 'in.zarr'}/raw", model, PredictConfig(block_shape=(16, 48, 48)),
+                scheduler="synchronous", show_progress=False)
+    assert group_attrs(run / "volume.zarr", "affinities")["model_threshold"] == 0.45
+    code = ("import sys; from axonseg.pipelines import RunFolder; "
+            f"print(RunFolder({str(run)!r}).model_threshold(), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["0.45", "False"], out.stderr[-2000:]

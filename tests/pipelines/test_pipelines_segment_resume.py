@@ -23,6 +23,7 @@ import pytest
 from axonseg.errors import ConfigError, InputError, OutputExistsError, StageError
 from axonseg.io import group_attrs, open_level
 from fault_injection import DRIVER
+from segment_runs import error_lines
 from axonseg.model import ModelConfig, build_model, save_model
 from axonseg.pipelines.segment.pipeline import load_pipeline_config, restart_plan, run_segment
 from axonseg.pipelines.synth import write_synth
@@ -217,7 +218,7 @@ def test_changed_config_is_refused_in_one_line_naming_the_key(inputs, reference,
             "--model", str(inputs["model"])]
     code, stderr = cli_in_process(args, monkeypatch, capsys)
     assert code == 1 and "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = error_lines(stderr)  # one error line, the last (a progress line may come before it)
     assert len(lines) == 1, stderr
     assert lines[0] == (f"error: {run} was made with another config or input (changed: segment.agglomerate.thresholds): "
                         "pass --restart to redo it with these, or choose another --out")
@@ -230,7 +231,7 @@ def test_changed_config_is_refused_by_the_real_command(inputs, reference, tmp_pa
     shutil.copytree(reference, run)
     result = cli("segment", str(inputs["raw"]), "--out", str(run), "--config", str(changed_config(tmp_path)),
                  "--model", str(inputs["model"]))
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = error_lines(result.stderr)
     assert result.returncode == 1 and len(lines) == 1 and "(changed: segment.agglomerate.thresholds)" in lines[0]
 
 
@@ -346,6 +347,9 @@ def test_missing_input_and_foreign_run_folders_are_refused(inputs, reference, tm
     shutil.copytree(reference, run)
     with pytest.raises(ConfigError, match=r"changed: raw\.address, raw\.shape\).*--restart"):
         run_segment(other / "raw", run, config, inputs["model"], show_progress=False)
+    with pytest.raises(InputError, match=r"model file .*elsewhere.pt does not exist"):  # checked before the folder
+        run_segment(inputs["raw"], run, config, tmp_path / "elsewhere.pt", show_progress=False)
+    shutil.copyfile(inputs["model"], tmp_path / "elsewhere.pt")
     with pytest.raises(ConfigError, match=r"changed: model\)"):
         run_segment(inputs["raw"], run, config, tmp_path / "elsewhere.pt", show_progress=False)
     (tmp_path / "photos").mkdir()
