@@ -58,6 +58,7 @@ def bind_keys(viewer, controller: ProofreadController, export=None) -> None:  # 
         "l": lambda v: controller.toggle_lock(),
         "f": lambda v: controller.flag(_cursor(v), ""),
         "n": lambda v: controller.next_error(),
+        "Shift-M": lambda v: controller.show_mesh(),
     }
     if export is not None:
         actions["Shift-E"] = lambda v: export()
@@ -73,7 +74,8 @@ def bind_keys(viewer, controller: ProofreadController, export=None) -> None:  # 
     viewer.mouse_drag_callbacks.append(on_click)
 
 
-def open_proofread_viewer(run_dir: str | Path, show: bool = True, user: str | None = None, viewer=None):  # noqa: ANN001, ANN201
+def open_proofread_viewer(run_dir: str | Path, show: bool = True, user: str | None = None, viewer=None,  # noqa: ANN001, ANN201
+                          raw: str | Path | None = None):
     """Open a run in napari for proofreading.
 
     Args:
@@ -81,16 +83,17 @@ def open_proofread_viewer(run_dir: str | Path, show: bool = True, user: str | No
         show: show the window (False for scripts and benchmarks).
         user: recorded in the edit log; default the login name.
         viewer: an existing viewer to use (tests pass ``make_napari_viewer()``).
+        raw: the raw EM address when it has moved from where the run recorded it.
 
     Returns:
         The napari viewer; its proofreading state is ``viewer.window._axonseg_controller``.
     """
+    run = load_run(run_dir, raw)  # a missing run or raw fails in one line before napari loads
     import napari
 
     from axonseg.viewer.export import export_touched
     from axonseg.viewer.widget import ProofreadWidget
 
-    run = load_run(run_dir)
     session = run.open_session(user)
     lut = SegmentLut(*session.current_lut())
     viewer = viewer or napari.Viewer(title=f"axonseg proofread {run_dir}", ndisplay=2, show=show)

@@ -2,7 +2,9 @@
 
 The base LUT is the one every job uses, by the run folder's one rule
 (:meth:`axonseg.pipelines.RunFolder.default_threshold`): the evaluated best, else the median
-threshold. The session's ``locate`` reads the fragments volume.
+threshold. The session's ``locate`` reads the fragments volume. The raw EM is read lazily
+where the run recorded it (``RUN/inputs.json``; all levels of an OME-Zarr pyramid), never
+copied into the run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from axonseg.errors import InputError
-from axonseg.io import Volume, group_exists, open_volume
+from axonseg.io import Volume, group_exists, open_levels, open_volume, parse_address
 from axonseg.pipelines.run_folder import Lut, RunFolder
 from axonseg.proofread import ProofreadSession
 from axonseg.proofread.candidates import Candidates, dangling_ends, uncertain_merges
@@ -117,28 +119,81 @@ def _synapse_counts(folder: Path) -> dict[int, int]:
     return {}
 
 
-def _levels(store: Path, name: str) -> list[Volume]:
-    levels, index = [], 0
-    while (store / name / f"s{index}" / "zarr.json").exists():
-        levels.append(open_volume(f"{store}/{name}/s{index}"))
-        index += 1
-    if not levels:
-        levels.append(open_volume(store / name))
-    return levels
+def _missing_path(address: str | Path) -> Path | None:
+    """The file or folder of ``address`` when it does not exist, else None."""
+    try:
+        path = parse_address(address).path
+    except InputError:  # not even a recognisable address: a path that is not there
+        return Path(str(address))
+    return None if path.exists() else path
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Open a run for proofreading.
+def _check_aligned(raw: Volume, fragments: Volume) -> None:
+    """Raw must cover the fragments' grid: same voxel size, offset and shape (nm, zyx)."""
+    same = (np.allclose(raw.voxel_size, fragments.voxel_size) and np.allclose(raw.offset, fragments.offset)
+            and tuple(raw.spatial_shape) == tuple(fragments.spatial_shape))
+    if not same:
+        raise InputError(
+            f"raw {raw.source}: {tuple(raw.spatial_shape)} voxels of {tuple(raw.voxel_size)} nm at offset "
+            f"{tuple(raw.offset)} nm, but the run's fragments are {tuple(fragments.spatial_shape)} voxels of "
+            f"{tuple(fragments.voxel_size)} nm at {tuple(fragments.offset)} nm: expected the raw the run was made from"
+        )
+
+
+def raw_levels(run: RunFolder, fragments: Volume, raw: str | Path | None = None) -> list[Volume]:
+    """The raw EM levels to show with a run, opened lazily where they are (never copied).
+
+    Args:
+        run: the run folder.
+        fragments: the run's fragments (s0): their voxel size serves a raw file that has none.
+        raw: an address to use instead of the recorded one (the raw has moved).
+
+    Returns:
+        ``raw``'s levels; else ``volume.zarr/raw`` when the run holds one (a proofreading
+        demo run); else the raw the run was made from, as :meth:`RunFolder.raw_address`
+        recorded it (an OME-Zarr group gives all its levels; HDF5, tif, npy, n5 one).
 
     Raises:
-        InputError: no volume.zarr, no raw or fragments, or no LUTs.
+        InputError: the recorded raw is missing (naming the path and ``--raw``), or no raw
+            is recorded.
+    """
+    if raw is not None:
+        missing = _missing_path(raw)
+        if missing is not None:
+            raise InputError(f"{missing}: no such file or folder (--raw): expected the raw EM the run was made from")
+        return open_levels(raw, fragments.voxel_size)
+    if group_exists(run.store, "raw"):
+        return open_levels(run.store / "raw")
+    address = run.raw_address()
+    if address is None:
+        raise InputError(f"{run.path}: the run records no raw EM (no inputs.json, no volume.zarr/raw); "
+                         "pass --raw ADDRESS (the raw EM the run was made from)")
+    missing = _missing_path(address)
+    if missing is not None:
+        raise InputError(f"{missing}: the run's raw EM (recorded in {run.path / 'inputs.json'}) is missing: moved or "
+                         "deleted? pass --raw ADDRESS to point to where it is now")
+    return open_levels(address, fragments.voxel_size)
+
+
+def load_run(run_dir: str | Path, raw: str | Path | None = None) -> RunData:
+    """Open a run for proofreading.
+
+    Args:
+        run_dir: the run folder.
+        raw: the raw EM address when it is not where the run recorded it (see :func:`raw_levels`).
+
+    Raises:
+        InputError: no volume.zarr, no fragments, no LUTs, or raw missing or on another grid
+            than the fragments.
     """
     run_dir = Path(run_dir)
     run = RunFolder(run_dir)
     store = run.store
-    for name in ("raw", "fragments"):
-        if not group_exists(store, name):
-            raise InputError(f"{store / name}: missing; proofreading needs raw and fragments")
+    if not group_exists(store, "fragments"):
+        raise InputError(f"{store / 'fragments'}: missing; proofreading needs the fragments: run axonseg segment first")
+    fragments = open_levels(store / "fragments")
+    raw_volumes = raw_levels(run, fragments[0], raw)
+    _check_aligned(raw_volumes[0], fragments[0])
     threshold = run.default_threshold()
     graph = None
     if (run.graph_dir / "graph.json").exists():
@@ -152,6 +207,6 @@ def load_run(run_dir: str | Path) -> RunData:
         skeletons = read_run_skeletons(run_dir)
     labels = open_volume(store / "labels") if group_exists(store, "labels") else None
     synapse_counts = _synapse_counts(run_dir / "connectome")
-    logger.info("proofreading %s with the LUT of threshold %s", run_dir, threshold)
-    return RunData(run_dir, _levels(store, "raw"), _levels(store, "fragments"), labels, threshold, run.lut(threshold),
+    logger.info("proofreading %s (raw %s) with the LUT of threshold %s", run_dir, raw_volumes[0].source, threshold)
+    return RunData(run_dir, raw_volumes, fragments, labels, threshold, run.lut(threshold),
                    graph, evaluation, skeletons, synapse_counts)

@@ -2,6 +2,7 @@
 
 from axonseg.io.address import Address, parse_address
 from axonseg.io.readers import AXONEM_VOXEL_SIZES, open_volume
+from axonseg.io.levels import open_levels
 from axonseg.io.volume import Volume, check_voxel_size
 from axonseg.io.writers import (
     create_multiscale,
@@ -32,6 +33,7 @@ __all__ = [
     "level_shapes",
     "mark_complete",
     "open_level",
+    "open_levels",
     "open_volume",
     "parse_address",
     "write_array",

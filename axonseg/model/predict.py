@@ -68,30 +68,60 @@ def cpu_bf16_is_fast(n_threads: int | None = None) -> bool:
     where bf16 is emulated and ~10x slower, or an unknown CPU) it is measured once per process
     and thread count: the best of five interleaved runs per precision, so a busy machine does
     not decide it (a timing alone measured 1.4x instead of 5x under a load of 4 on 2 cores).
+    The timing stops after the first run where bf16 is :data:`BF16_HOPELESS` times slower
+    (emulated bf16 took 40 s for five runs on a loaded 2-core AVX2 machine).
     """
     threads = n_threads or torch.get_num_threads()
     if threads not in _CPU_BF16_FAST:
         native = sorted(set(NATIVE_BF16_FLAGS) & _cpu_flags())
         if native:
             _CPU_BF16_FAST[threads] = True
-            log.info("bf16 autocast: the CPU has %s", ", ".join(native))
+            log.info("bfloat16: the CPU has %s, so bfloat16 convolutions are fast", ", ".join(native))
             return True
-        conv = torch.nn.Conv3d(32, 32, 3).to(memory_format=torch.channels_last_3d).eval()
-        x = torch.randn(1, 32, 18, 34, 34).to(memory_format=torch.channels_last_3d)
-        timings = [float("inf"), float("inf")]
-        with torch.no_grad():
-            for enabled in (False, True):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
-                    conv(x)  # warm-up (oneDNN primitive creation)
-            for _ in range(5):
-                for mode, enabled in enumerate((False, True)):
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
-                        start = time.perf_counter()
-                        conv(x)
-                        timings[mode] = min(timings[mode], time.perf_counter() - start)
+        log.info("bfloat16: timing bfloat16 against float32 convolutions on this CPU (once, a few seconds)")
+        timings = _time_bf16(threads)
+        speed = timings[0] / max(timings[1], 1e-9)
         _CPU_BF16_FAST[threads] = timings[1] * 1.3 < timings[0]
-        log.info("bf16 conv %.1fx the speed of float32 on this CPU", timings[0] / max(timings[1], 1e-9))
+        if _CPU_BF16_FAST[threads]:
+            log.info("bfloat16: convolutions run %.2gx as fast as float32 on this CPU", speed)
+        else:
+            log.info("bfloat16: convolutions run %.2gx as fast as float32 on this CPU (no AVX512-BF16 or AMX): "
+                     "using float32", speed)
     return _CPU_BF16_FAST[threads]
+
+
+#: A bf16 conv this many times slower than float32 in one timed run cannot turn 1.3x faster in
+#: the next ones (load inflated a single timing by at most ~3.5x): the timing stops there.
+BF16_HOPELESS = 4.0
+
+
+def _time_bf16(threads: int) -> list[float]:
+    """Best seconds of one 32-channel 3D conv in float32 and under bf16 autocast (up to five
+    interleaved runs each, after a warm-up run that alone decides when bf16 is 8x slower;
+    ``threads`` only names the caller's thread count in the log)."""
+    conv = torch.nn.Conv3d(32, 32, 3).to(memory_format=torch.channels_last_3d).eval()
+    x = torch.randn(1, 32, 18, 34, 34).to(memory_format=torch.channels_last_3d)
+    warm_up = [0.0, 0.0]
+    with torch.no_grad():
+        for mode, enabled in enumerate((False, True)):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+                start = time.perf_counter()
+                conv(x)  # warm-up (oneDNN primitive creation)
+                warm_up[mode] = time.perf_counter() - start
+        if warm_up[1] > 2 * BF16_HOPELESS * warm_up[0]:  # emulated: primitive creation is no 8x of a conv
+            log.debug("bfloat16 warm-up with %d threads: float32 %.4f s, bfloat16 %.4f s", threads, *warm_up)
+            return warm_up
+        timings = [float("inf"), float("inf")]
+        for _ in range(5):
+            for mode, enabled in enumerate((False, True)):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+                    start = time.perf_counter()
+                    conv(x)
+                    timings[mode] = min(timings[mode], time.perf_counter() - start)
+            if timings[1] > BF16_HOPELESS * timings[0]:
+                break
+    log.debug("bfloat16 timing with %d threads: float32 %.4f s, bfloat16 %.4f s", threads, *timings)
+    return timings
 
 
 #: bf16 autocast is used only where it keeps every affinity within this of float32.
@@ -210,8 +240,12 @@ class Predictor:
         if precision == "auto":
             if self.device.type == "cuda":
                 precision = "float16"
-            elif cpu_bf16_is_fast() and bf16_affinity_error(self.model) < BF16_MAX_ERROR:
-                precision = "bfloat16"
+            elif cpu_bf16_is_fast():
+                error = bf16_affinity_error(self.model)
+                precision = "bfloat16" if error < BF16_MAX_ERROR else "float32"
+                if precision == "float32":
+                    log.info("bfloat16 moves this model's affinities by up to %.3f (more than %.3f): using float32",
+                             error, BF16_MAX_ERROR)
             else:
                 precision = "float32"
         self.precision = precision
