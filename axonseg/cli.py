@@ -47,6 +47,13 @@ def _main(
     _setup_logging(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
 
 
+def _locked(run_dir: Path, job: str):  # noqa: ANN202 - a context manager
+    """Hold the run folder's lock (``RUN/.lock``) while a job writes into it."""
+    from axonseg.pipelines.run_lock import run_lock
+
+    return run_lock(run_dir, job)
+
+
 def _triple(values: Optional[Tuple[float, float, float]], name: str) -> Optional[tuple[float, float, float]]:
     from axonseg.io.volume import check_voxel_size
 
@@ -107,10 +114,13 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the embedded default: real FIB-SEM crop -> segment (shipped model) -> evaluate -> export -> Brian2."""
     from axonseg.errors import InputError
-    from axonseg.pipelines.demo import run_demo
 
     if source not in ("synth", "fib"):
         raise InputError(f"--source {source!r}: expected synth or fib")
+    # the imports below (torch, dask) take seconds: say at once that the command has started
+    logging.getLogger("axonseg.cli").info("demo: the %s volume -> %s: loading the pipeline", source, out)
+    from axonseg.pipelines.demo import run_demo
+
     run_demo(out, overwrite=overwrite, source=source, scheduler=scheduler, model=model)  # type: ignore[arg-type]
 
 
@@ -151,21 +161,25 @@ def predict(
 
 @app.command()
 def segment(
-    input: str = typer.Argument(..., help="raw EM array (store.zarr/dataset, file.h5:dataset, ...), voxel size in nm in its metadata"),
+    input: str = typer.Argument(..., help="raw EM array (store.zarr/dataset, file.h5:dataset, ...), voxel size in nm in its metadata or --voxel-size"),
     out: Path = typer.Option(..., "--out", help="run folder"),
     config: Optional[Path] = typer.Option(None, "--config", help="pipeline config YAML, one section per stage (see configs/pipeline.yaml)"),
     model: Optional[Path] = typer.Option(None, "--model", help="U-Net .pt; default: the shipped model for the input's voxel size (nm)"),
     gt: Optional[str] = typer.Option(None, "--gt", help="ground-truth labels: evaluate every threshold and keep the best"),
-    synapses: Optional[str] = typer.Option(None, "--synapses", help="synapse table for the export (points in nm); default: contact PROXY"),
+    synapses: Optional[str] = typer.Option(None, "--synapses", help="synapse table for the export (points in nm) or a synth store STORE.zarr/synapses; default: the input's own synth store synapses, else contact PROXY"),
+    voxel_size: Optional[Tuple[float, float, float]] = typer.Option(None, "--voxel-size", help=VOXEL_HELP + "; only for an input or --gt whose file carries none"),
     scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
     restart: bool = typer.Option(False, "--restart", help="start stages again after a config change"),
 ) -> None:
     """Run predict, fragments, agglomeration, relabel, (evaluate,) skeletonize and export on one volume."""
+    # the imports below (torch, dask) take seconds: say at once that the command has started
+    logging.getLogger("axonseg.cli").info("segment: checking the inputs and the config")
     from axonseg.pipelines.segment.pipeline import load_pipeline_config, run_segment
+    from axonseg.pipelines.segment.summary import print_segment_summary
 
-    result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart)
-    details = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items())
-    typer.echo(f"run {result.run_dir} (threshold {result.threshold}): {details}")
+    result = run_segment(input, out, load_pipeline_config(config), model, gt, synapses, scheduler=scheduler, restart=restart,
+                         voxel_size=_triple(voxel_size, "--voxel-size"))
+    print_segment_summary(result)
 
 
 @app.command()
@@ -196,7 +210,9 @@ def evaluate(
         report = evaluate_arrays_blockwise(pred, gt, _triple(voxel_size, "--voxel-size"), json_out, settings,
                                            scheduler=scheduler, mask=mask)
     else:
-        report = evaluate_run(run_dir, gt, settings, scheduler=scheduler, restart=restart, mask=mask)
+        with _locked(run_dir, "evaluate"):
+            report = evaluate_run(run_dir, gt, settings, scheduler=scheduler, restart=restart, mask=mask,
+                                  voxel_size=_triple(voxel_size, "--voxel-size"))
         if json_out is not None:
             shutil.copyfile(report.json_path, json_out)
     print_summary(report.rows, report.best)
@@ -220,26 +236,51 @@ def skeletonize(
     overrides = {k: v for k, v in {"threshold": threshold, "block_shape": block_shape}.items() if v is not None}
     if overrides:
         settings = validate_config(SkeletonizeConfig, {**settings.model_dump(), **overrides}, "command line")
-    result = run_skeletonize(run_dir, settings, scheduler=scheduler, restart=restart)
+    with _locked(run_dir, "skeletonize"):
+        result = run_skeletonize(run_dir, settings, scheduler=scheduler, restart=restart)
     typer.echo(f"wrote {result.skeleton_dir}: {result.n_segments} skeletons, {result.total_length_nm / 1000:.1f} um")
+
+
+@app.command()
+def mesh(
+    run_dir: Path = typer.Argument(..., help="run folder; writes RUN_DIR/meshes (neuroglancer precomputed legacy meshes, nm)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="mesh config YAML (see configs/mesh.yaml)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="agglomeration threshold whose LUT to use; default the best evaluated, else the median"),
+    block_shape: Optional[Tuple[int, int, int]] = typer.Option(None, "--block-shape", help="block shape in voxels, z y x"),
+    scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),
+    restart: bool = typer.Option(False, "--restart", help="start again after a config change, or re-mesh up-to-date meshes"),
+) -> None:
+    """Mesh every segment with zmesh, blockwise, joined watertight per segment (vertices in nm)."""
+    from axonseg.config import validate_config
+    from axonseg.pipelines.mesh import MeshConfig, load_mesh_config, run_mesh
+
+    settings = load_mesh_config(config)
+    overrides = {k: v for k, v in {"threshold": threshold, "block_shape": block_shape}.items() if v is not None}
+    if overrides:
+        settings = validate_config(MeshConfig, {**settings.model_dump(), **overrides}, "command line")
+    result = run_mesh(run_dir, settings, scheduler=scheduler, restart=restart)
+    state = "up to date" if result.up_to_date else "wrote"
+    typer.echo(f"{state} {result.mesh_dir}: {result.n_segments} meshes, {result.n_faces} triangles, "
+               f"{result.not_watertight} not watertight")
 
 
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="run folder (volume.zarr, skeletons/); writes RUN_DIR/connectome"),
-    synapses: Optional[str] = typer.Option(None, "--synapses", help="synapse table (CSV/parquet, points in nm; presets axonseg, xyz, cave) or a synth store STORE.zarr/synapses; default: contact PROXY"),
+    synapses: Optional[str] = typer.Option(None, "--synapses", help="synapse table (CSV/parquet, points in nm; presets axonseg, xyz, cave) or a synth store STORE.zarr/synapses; default: the ones `segment` used (RUN_DIR/inputs.json), else contact PROXY"),
     formats: List[str] = typer.Option(["sonata"], "--format", help="sonata, nir, csv, pynn or all (repeat for several)"),
-    target: Optional[str] = typer.Option(None, "--target", help="hardware limits: brainscales2 (no delays, integer weights 0-63, <= 512 neurons)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing RUN_DIR/connectome"),
+    target: Optional[str] = typer.Option(None, "--target", help="hardware limits: brainscales2 (no delays, integer weights 0-63, <= 512 neurons); written to RUN_DIR/connectome-brainscales2"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier `axonseg export` (one that `segment` wrote is replaced anyway)"),
     config: Optional[Path] = typer.Option(None, "--config", help="export config YAML (see configs/export.yaml: delays in ms, velocity in m/s)"),
 ) -> None:
     """Export the connectome: synapses -> weighted, delayed edges (delay ms = 0.5 + path um / velocity) as SONATA, NIR, CSV, PyNN."""
     from axonseg.pipelines.export import load_export_config, run_export
 
-    result = run_export(run_dir, formats, synapses, target=target, overwrite=overwrite, config=load_export_config(config))
+    with _locked(run_dir, "export"):
+        result = run_export(run_dir, formats, synapses, target=target, overwrite=overwrite, config=load_export_config(config))
     kind = "contact PROXY synapses" if result.proxy else "synapses"
     typer.echo(f"wrote {result.folder}: {result.n_nodes} neurons, {result.n_synapses} {kind}, {result.n_pairs} pairs; "
-               f"dropped {result.drops['dropped']}")
+               f"dropped {result.drops['dropped']}" + ("; EMPTY (see the warning above)" if result.empty_reason else ""))
 
 
 @app.command()
@@ -292,18 +333,34 @@ def agglomerate(
 def proofread(
     run_dir: Path = typer.Argument(..., help="run folder"),
     user: Optional[str] = typer.Option(None, "--user", help="name recorded in the edit log (default: login)"),
+    raw: Optional[str] = typer.Option(None, "--raw", help="raw EM address, when it has moved from where the run recorded it (RUN/inputs.json)"),
 ) -> None:
     """Open the run in napari for merge/split/undo proofreading (edits go to RUN/edits.sqlite)."""
-    import napari
-
     from axonseg.viewer import open_proofread_viewer
 
-    open_proofread_viewer(run_dir, show=True, user=user)
+    open_proofread_viewer(run_dir, show=True, user=user, raw=raw)
+    import napari
+
     napari.run()
 
 
+INTERRUPTED = "interrupted; re-run the same command to resume"
+
+
+def _caused_by_interrupt(error: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def main() -> None:
-    """Entry point: run the app and turn library errors into one line and exit code 1."""
+    """Entry point: run the app and turn library errors into one line and exit code 1; Ctrl-C
+    exits with 130 and says how to resume."""
     try:
         app()
     except AxonsegError as err:
@@ -312,8 +369,13 @@ def main() -> None:
         typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
         sys.exit(1)
     except KeyboardInterrupt:
-        typer.secho("interrupted: run the same command again to resume", err=True, fg=typer.colors.YELLOW)
+        typer.secho(INTERRUPTED, err=True, fg=typer.colors.YELLOW)
         sys.exit(130)
+    except SystemExit as stop:
+        # typer turns Ctrl-C into a silent exit 130 (SystemExit <- Exit <- KeyboardInterrupt)
+        if stop.code == 130 and _caused_by_interrupt(stop):
+            typer.secho(INTERRUPTED, err=True, fg=typer.colors.YELLOW)
+        raise
     except OSError as err:
         if _state["debug"]:
             raise

@@ -169,6 +169,27 @@ class ProofreadController:
                      f"{np.round(location).tolist()} nm, segments {segments}")
         return location
 
+    def show_mesh(self) -> bool:
+        """Show the last selected segment's mesh (``RUN/meshes``) in 3D; True when one is shown.
+        Without a selection or a mesh the status bar says why."""
+        from axonseg.viewer.mesh_view import show_segment_mesh
+
+        if not self.selected:
+            self._notify("mesh: select a segment first")
+            return False
+        segment = int(self.selected[-1])
+        edited, _ = self.session.touched_segments(since_op=0)
+        if segment in edited:  # a merge keeps a parent's id: its old mesh would be shown as the new segment
+            self._notify(f"mesh: segment {segment} was changed by a proofreading edit; the meshes in "
+                         f"{self.run.run_dir / 'meshes'} show the segmentation before the edits")
+            return False
+        colour = None
+        if "segmentation" in self.viewer.layers:
+            colour = self.viewer.layers["segmentation"].get_color(segment)
+        message = show_segment_mesh(self.viewer, self.run.run_dir, segment, self.run.voxel_size, colour)
+        self._notify(message)
+        return not message.startswith("mesh:")
+
     def segment_info(self, segment_id: int) -> dict:
         """Size (voxels), skeleton length (nm), synapse count and history of a segment."""
         graph = self.run.skeletons.get(int(segment_id))

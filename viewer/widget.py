@@ -8,7 +8,7 @@ from axonseg.viewer.controller import ProofreadController
 
 KEYS = {
     "merge": "m", "split": "x", "seed A": "a", "seed B": "b", "undo": "u", "redo": "Shift-U",
-    "lock": "l", "flag": "f", "next error": "n", "export": "Shift-E",
+    "lock": "l", "flag": "f", "next error": "n", "mesh 3D": "Shift-M", "export": "Shift-E",
 }
 
 
@@ -29,6 +29,7 @@ class ProofreadWidget(QWidget):
             "merge": controller.merge_selected, "split": controller.split_selected, "undo": controller.undo,
             "redo": controller.redo, "lock": controller.toggle_lock, "next error": controller.next_error,
             "flag": lambda: controller.flag(controller.viewer.cursor.position, self.note.text()),
+            "mesh 3D": controller.show_mesh,
         }
         if export is not None:
             actions["export"] = export
