@@ -131,6 +131,10 @@ def skeletonize_blocks(
     origin = np.asarray(offset_nm, dtype=np.float64)
     context = tuple(context) if context is not None else default_context(tuple(voxel), params)
 
+    # before the first block's read, as well as in process (which runs on dask workers too):
+    # set after that read, glibc's threshold has already grown past the read's size
+    return_large_allocations()
+
     def process(data: BlockData) -> dict[int, AxonGraph]:
         # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
         # resident in the thread's arena (once per process, dask workers included)
