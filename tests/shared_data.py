@@ -1,7 +1,8 @@
 """Where the tests find the real data that is not in the repository (``../shared`` beside the clone).
 
-``AXONSEG_SHARED_DATA`` overrides the folder (default: ``<repo>/../shared/data``). Tests that need
-it call :func:`require_shared`, which skips with one recognisable reason when it is absent; with
+``AXONSEG_SHARED_DATA`` overrides the folder (default: the ``shared/data`` folder beside the
+repository root, found from this file's location). Tests that need it call
+:func:`require_shared`, which skips with one recognisable reason when it is absent; with
 ``AXONSEG_REQUIRE_SHARED=1`` (set by ``.ci/run`` whenever ``../shared`` exists) such a skip fails
 the session instead (see ``conftest.py``), so a wrong path can never pass silently.
 """
