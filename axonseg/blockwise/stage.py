@@ -148,6 +148,10 @@ class Stage:
         cache: the output is only a cache of the job (e.g. per-block statistics): markers of an
             interrupted run with another config are dropped and the stage starts afresh,
             instead of refusing.
+        setup: optional per-process set-up, called before the first block's read in every
+            process that runs blocks (this one, and each dask worker before its blocks), e.g.
+            :func:`axonseg.blockwise.memory.return_large_allocations`. It must be cheap to
+            call again (it runs before every block on a worker).
     """
 
     name: str
@@ -165,6 +169,7 @@ class Stage:
     process_batch: Callable[[list[BlockData]], list[Any]] | None = None
     batch_size: int = 1
     cache: bool = False
+    setup: Callable[[], Any] | None = None
 
     @property
     def config_hash(self) -> str:
@@ -227,13 +232,15 @@ def _reader(stage: Stage) -> Callable[[Block], BlockData]:
 
 def _block_job(stage: Stage) -> Callable[[Block], None]:
     """Read a block's inputs, run ``process`` and write its result (picklable for dask)."""
-    output, skip_empty, read = stage.output, stage.skip_empty, _reader(stage)
+    output, skip_empty, read, setup = stage.output, stage.skip_empty, _reader(stage), stage.setup
     process = stage.process
     if process is None:
         batch = stage.process_batch
         process = lambda data: batch([data])[0]  # noqa: E731
 
     def job(block: Block) -> None:
+        if setup is not None:
+            setup()
         data = read(block)
         if skip_empty and not any(a.any() for a in data.arrays.values()):
             return
@@ -337,6 +344,8 @@ def run_stage(
         return StageResult(stage.name, config_hash, len(blocks), 0, time.perf_counter() - started, True, details)
     if start == "fresh":
         stage.output.create(config_hash, stage.config)
+    if stage.setup is not None:
+        stage.setup()
     scheduler = stage.scheduler_for(scheduler) if stage.scheduler_for else scheduler
     if stage.process_batch is not None and parse_scheduler(scheduler)[0] in ("synchronous", "threads"):
         summary = run_pipelined(blocks, _reader(stage), stage.process_batch, stage.output.write, markers=markers,

@@ -69,7 +69,11 @@ class Lut:
     def digest(self) -> str:
         """A short sha256 of the content (sorted ids), naming this LUT in caches such as
         ``segmentation/``."""
-        return hashlib.sha256(self.fragment_ids.tobytes() + self.segment_ids.tobytes()).hexdigest()[:16]
+        # fed in place (no tobytes copies: a LUT of millions of fragments is tens of MB)
+        digest = hashlib.sha256()
+        for ids in (self.fragment_ids, self.segment_ids):
+            digest.update(memoryview(np.ascontiguousarray(ids)).cast("B"))
+        return digest.hexdigest()[:16]
 
 
 INDEX = Path("luts") / "index.json"

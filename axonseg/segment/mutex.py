@@ -21,7 +21,7 @@ from axonseg.segment._kernels import (
     pair_key,
     table_capacity,
 )
-from axonseg.segment.agglomerate import ThresholdLut, graph_indices
+from axonseg.segment.agglomeration import ThresholdLut, graph_indices
 from axonseg.segment.region_graph import RegionGraph
 from axonseg.segment.scores import edge_scores
 

@@ -2,48 +2,9 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from axonseg.errors import InputError
-
-# a dense table over the id range is used when it is at most this many entries per voxel
-_DENSE_TABLE_PER_VOXEL = 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _relabel_dense(flat, table, low, out):
-    """out[i] = table[flat[i] - low] where that is in range, else flat[i] (0 stays 0)."""
-    # all arithmetic in uint64: mixing it with int64 makes numba compare in float64
-    size = np.uint64(len(table))
-    last_in = np.uint64(0)
-    last_out = np.uint64(0)
-    for i in range(flat.shape[0]):
-        value = np.uint64(flat[i])
-        if value != last_in:  # neighbouring voxels mostly share a fragment
-            last_in = value
-            offset = value - low  # wraps around (large) below low
-            last_out = table[offset] if value != 0 and offset < size else value
-        out[i] = last_out
-
-
-@numba.njit(cache=True, nogil=True)
-def _relabel_sorted(flat, keys, values, out):
-    """out[i] = values[j] where keys[j] == flat[i] (keys ascending), else flat[i]; the last
-    lookup is cached because neighbouring voxels mostly share a fragment."""
-    last_in = np.uint64(0)
-    last_out = np.uint64(0)
-    for i in range(flat.shape[0]):
-        value = np.uint64(flat[i])
-        if value == 0:
-            out[i] = 0
-            continue
-        if value != last_in:
-            j = np.searchsorted(keys, value)
-            last_in = value
-            last_out = values[j] if j < len(keys) and keys[j] == value else value
-        out[i] = last_out
-
 
 def relabel(
     fragments: np.ndarray, fragment_ids: np.ndarray, segment_ids: np.ndarray, out: np.ndarray | None = None
@@ -72,6 +33,9 @@ def relabel(
         raise InputError(f"fragments has dtype {fragments.dtype}: expected an integer dtype")
     if fragments.dtype.kind == "i" and fragments.size and fragments.min() < 0:
         raise InputError("fragments has negative ids: expected ids >= 0")
+    # imported here: readers of a finished segmentation never load numba (see _relabel_kernel)
+    from axonseg.segment._relabel_kernel import DENSE_TABLE_PER_VOXEL, relabel_dense, relabel_sorted
+
     keys = fragment_ids.astype(np.uint64)
     values = segment_ids.astype(np.uint64)
     # identity entries need no work, and 0 must stay background
@@ -90,11 +54,11 @@ def relabel(
     order = np.argsort(keys, kind="stable")
     keys, values = keys[order], values[order]
     low, high = int(keys[0]), int(keys[-1])
-    if high - low + 1 <= max(_DENSE_TABLE_PER_VOXEL * flat.size, 1 << 16):
+    if high - low + 1 <= max(DENSE_TABLE_PER_VOXEL * flat.size, 1 << 16):
         # the LUTs of one block or volume cover a compact id range: one array lookup per voxel
         table = np.arange(low, high + 1, dtype=np.uint64)
         table[(keys - np.uint64(low)).astype(np.int64)] = values
-        _relabel_dense(flat, table, np.uint64(low), out)
+        relabel_dense(flat, table, np.uint64(low), out)
     else:
-        _relabel_sorted(flat, keys, values, out)
+        relabel_sorted(flat, keys, values, out)
     return result

@@ -145,7 +145,6 @@ def mesh_blocks(
     shape = tuple(int(s) for s in shape)
 
     def process(data: BlockData) -> dict[int, MeshPiece] | None:
-        return_large_allocations()
         write = data.block.write_roi
         closed = (tuple(b == 0 for b in write.offset), tuple(e == size for e, size in zip(write.end, shape)))
         pieces = mesh_block(data.arrays.pop("labels"), voxel_size, offset_nm, data.read_roi.offset, params, closed)
@@ -156,7 +155,7 @@ def mesh_blocks(
         inputs={"labels": Input(read_labels, shape)},
         output=BlockFiles(Path(work_dir), PATTERNS, save_block_pieces),
         process=process, config=config, context=((0, 0, 0), (1, 1, 1)), border="clip", skip_empty=True,
-        scheduler_for=one_thread_per_process,
+        scheduler_for=one_thread_per_process, setup=return_large_allocations,
     )
     run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     return [block.block_id for block in stage.blocks()]

@@ -131,14 +131,7 @@ def skeletonize_blocks(
     origin = np.asarray(offset_nm, dtype=np.float64)
     context = tuple(context) if context is not None else default_context(tuple(voxel), params)
 
-    # before the first block's read, as well as in process (which runs on dask workers too):
-    # set after that read, glibc's threshold has already grown past the read's size
-    return_large_allocations()
-
     def process(data: BlockData) -> dict[int, AxonGraph]:
-        # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
-        # resident in the thread's arena (once per process, dask workers included)
-        return_large_allocations()
         # The read's uint64 block is copied into compact ids and dropped at once: only the
         # small copy (uint16 for < 65k segments) stays alive while kimimaro runs.
         labels, segment_ids = compact_labels(data.arrays.pop("labels"))
@@ -153,6 +146,10 @@ def skeletonize_blocks(
         process=process, config=config, context=(context, context), border="clip", cache=cache,
         # kimimaro holds the GIL: on the threaded scheduler a second block in flight costs memory, not time
         scheduler_for=one_thread_per_process,
+        # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
+        # resident in the thread's arena. Set before the first read in each process (set after
+        # it, glibc's threshold has already grown past the read's size).
+        setup=return_large_allocations,
     )
     run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     return [block.block_id for block in stage.blocks()]

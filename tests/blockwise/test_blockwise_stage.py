@@ -180,3 +180,28 @@ def test_zarr_output_tiles_chunks_and_records_state(tmp_path):
     assert stored[0, 0, 0] == 1 and stored[7, 7, 7] == 4 and stored[0, 4, 7] == 3
     manifest = (tmp_path / "manifests" / "x.jsonl").read_text().splitlines()
     assert len(manifest) == 1 + 8  # a header, then one record of chunk files per block (the resume check)
+
+
+def test_setup_runs_before_the_first_read_of_every_block(tmp_path):
+    """``Stage.setup`` (e.g. glibc's fixed mmap threshold) runs before any block's input is read,
+    in the calling process and before each block a worker runs."""
+    volume = np.arange(8 * 8 * 8).reshape(8, 8, 8)
+    events: list[str] = []
+
+    def read(roi):  # noqa: ANN001, ANN202
+        events.append("read")
+        return volume[roi.to_slices()]
+
+    def save(path: Path, block_id: str, total: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"{block_id}.txt").write_text(str(total))
+
+    stage = Stage(
+        name="sum", volume_shape=volume.shape, block_shape=(4, 4, 4), inputs={"v": Input(read, volume.shape)},
+        output=BlockFiles(tmp_path / "pieces", ("{block_id}.txt",), save), process=lambda d: int(d["v"].sum()),
+        config={"k": 1}, setup=lambda: events.append("setup"),
+    )
+    run_stage(stage, tmp_path, scheduler="synchronous", show_progress=False)
+    assert _total(tmp_path) == int(volume.sum())
+    assert events[0] == "setup" and events.count("read") == 8
+    assert all(events[i - 1] == "setup" for i, e in enumerate(events) if e == "read")

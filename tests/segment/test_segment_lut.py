@@ -80,3 +80,42 @@ def test_agglomeration_gives_the_lut_type() -> None:
 
     made = agglomerate(merge_block_graphs([]), [0.5])[0]
     assert made.threshold == 0.5 and isinstance(made.lut, Lut) and len(made.lut.fragment_ids) == 0
+
+
+def test_digest_is_the_sha256_of_both_id_arrays() -> None:
+    # fed to sha256 in place; the value is that of the concatenated bytes (names caches on disk)
+    import hashlib
+
+    lut = Lut(np.array([7, 2, 5], dtype=np.uint64), np.array([1, 1, 9], dtype=np.uint64))
+    expected = hashlib.sha256(lut.fragment_ids.tobytes() + lut.segment_ids.tobytes()).hexdigest()[:16]
+    assert lut.digest() == expected
+    assert Lut(np.zeros(0, np.uint64), np.zeros(0, np.uint64)).digest() == hashlib.sha256(b"").hexdigest()[:16]
+
+
+def test_readers_of_a_finished_segmentation_do_not_import_numba() -> None:
+    # numba's modules and JIT state cost ~50 MB per process: skeletonize, mesh and the run
+    # folder must not pay it for a segmentation that needs no LUT (the #16 memory A/B)
+    import subprocess
+    import sys
+
+    code = ("import sys, axonseg.segment, axonseg.pipelines.run_folder, axonseg.pipelines.skeletonize.job, "
+            "axonseg.pipelines.mesh.job; from axonseg.segment import Lut; print('numba' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"
+    code = "import sys; from axonseg.segment import relabel; print('numba' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_package_names_stay_functions_after_their_submodules_are_imported() -> None:
+    # the package's exports load lazily; a submodule import must not shadow a function
+    import importlib
+    import pkgutil
+    import types
+
+    import axonseg.segment as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"axonseg.segment.{info.name}")
+    for name in package.__all__:
+        assert not isinstance(getattr(package, name), types.ModuleType), name
+    assert callable(package.agglomerate) and callable(package.relabel)
