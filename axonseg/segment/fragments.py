@@ -162,6 +162,7 @@ def watershed_fragments(
     mask: np.ndarray | None = None,
     id_offset: int = 0,
     n_threads: int = 1,
+    flood: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Watershed fragments of one block, ids id_offset+1 .. id_offset+n_ids.
 
@@ -184,6 +185,10 @@ def watershed_fragments(
         n_threads: threads for the distance transform of the seeds and its maxima; the
             rest is serial. 1 (default) suits blocks that already run in parallel. The
             fragments do not depend on it.
+        flood: every voxel left without a seed or a confident edge (mostly membrane voxels)
+            joins the neighbour it reaches over its best edge, whatever that edge's affinity;
+            False: only over edges with boundary below ``boundary_threshold``, and the others
+            stay single-voxel fragments. A voxel whose neighbours are all masked stays alone.
 
     Returns:
         (fragments, n_ids): (Z, Y, X) uint64 fragments (0 = background / masked) and the number
@@ -234,7 +239,7 @@ def watershed_fragments(
         raise InputError(f"id_offset {id_offset} + up to {seeds.size} fragments overflows uint64")
     fragments, n_ids = edge_watershed(
         seeds.ravel(), distance, flat_mask, shape_array, axes,
-        int(np.floor(boundary_threshold * 255)),
+        255 if flood else int(np.floor(boundary_threshold * 255)),
         int(np.floor(boundary_threshold * 255 * 0.25)),
         np.uint64(0 if renumber else id_offset),
     )

@@ -25,6 +25,9 @@ class FragmentsConfig(StrictModel):
     seed_method: Literal["maxima", "components"] = Field("maxima", description="seeds: distance maxima or components")
     min_size: int = Field(0, ge=0, description="fragments smaller than this (voxels) merge into their best neighbour")
     per_section: bool = Field(False, description="2D fragments per z-section (anisotropic serial-section EM)")
+    flood: bool = Field(
+        False, description="attach every voxel without a seed or confident edge (membrane) to the neighbour over its best edge"
+    )
     context: IntTriple = Field((8, 8, 8), description="voxels of context per side (z, y, x) read around each block")
 
     @field_validator("context")

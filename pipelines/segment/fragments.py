@@ -41,8 +41,17 @@ def fragments_payload(affinities: Affinities, config: SegmentConfig) -> dict:
         "offsets": affinities.offsets,
         "block_shape": list(config.block_shape),
         "mask": config.mask,
-        "fragments": config.fragments.model_dump(mode="json"),
+        "fragments": _settings(config),
     }
+
+
+def _settings(config: SegmentConfig) -> dict:
+    """The fragment settings as hashed. ``flood`` came later: left out while off, so runs made
+    before it keep their hashes (and their finished fragments)."""
+    settings = config.fragments.model_dump(mode="json")
+    if not settings["flood"]:
+        del settings["flood"]
+    return settings
 
 
 def _watershed(affinities: Affinities, settings, ids_per_block: int, grid: tuple[int, ...]):  # noqa: ANN001, ANN202
@@ -62,7 +71,7 @@ def _watershed(affinities: Affinities, settings, ids_per_block: int, grid: tuple
             values, affinities.offsets, affinities.voxel_size,
             boundary_threshold=settings.boundary_threshold, seed_radius=settings.seed_radius,
             seed_method=settings.seed_method, min_size=settings.min_size,
-            per_section=settings.per_section, mask=mask_block,
+            per_section=settings.per_section, mask=mask_block, flood=settings.flood,
         )
         written = np.ascontiguousarray(data.crop(fragments))
         if not written.any():

@@ -187,7 +187,7 @@ def check_run_dir(run_dir: Path, config: PipelineConfig, inputs: dict, restart: 
     if not isinstance(previous, dict) or previous.get("job") != JOB:
         job = previous.get("job") if isinstance(previous, dict) else None
         raise OutputExistsError(f"{run_dir} holds the output of another job ({job or 'unknown'}), not a segment run: choose another --out")
-    old = {"config": previous.get("config") or {}}
+    old = {"config": _with_defaults(previous.get("config") or {}, config)}
     new = {"config": config.model_dump(mode="json")}
     inputs_file = run_dir / INPUTS_FILE
     if inputs_file.exists():  # runs made before inputs were recorded are compared by config only
@@ -241,6 +241,15 @@ def run_log(path: Path) -> Iterator[None]:
 #: Stage groups in run order, and the changed keys (their first part) that start each one again.
 STAGE_GROUPS = (("predict", {"raw", "model", "predict"}), ("segment", {"segment"}),
                 ("evaluate", {"evaluate"}), ("skeletonize", {"skeletonize"}))
+
+
+def _with_defaults(recorded: dict, config: PipelineConfig) -> dict:
+    """A recorded config with today's defaults for the keys added since (a run made before a new
+    setting existed did not change it); as recorded when it no longer validates."""
+    try:
+        return type(config).model_validate(recorded).model_dump(mode="json")
+    except (ValueError, TypeError):
+        return recorded
 
 
 def restart_plan(changed: list[str], restart: bool) -> dict[str, bool]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from axonseg.errors import InputError
 from axonseg.io import open_level, write_array
@@ -311,3 +312,21 @@ def test_run_segment_records_no_voxel_size_when_none_is_given(inputs, tmp_path, 
     recorded = json.loads((tmp_path / "run" / "inputs.json").read_text())
     assert recorded["voxel_size"] is None and recorded["gt"] == str(inputs["gt"])
     assert recorded["synapses"] == str(inputs["store"] / "synapses")
+
+
+def test_a_run_made_before_a_new_setting_existed_is_not_changed(segmented, inputs, tmp_path) -> None:
+    # fragments.flood came later: a run whose config.yaml lacks it is compared with its default
+    run = tmp_path / "run"
+    shutil.copytree(segmented["run"], run)
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    del recorded["config"]["segment"]["fragments"]["flood"]
+    (run / "config.yaml").write_text(yaml.safe_dump(recorded))
+    config = load_pipeline_config(inputs["config"])
+    same = json.loads((run / "inputs.json").read_text())
+    assert check_run_dir(run, config, same, restart=False) == []
+    flooded = config.model_copy(update={"segment": config.segment.model_copy(
+        update={"fragments": config.segment.fragments.model_copy(update={"flood": True})})})
+    from axonseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"changed: segment\.fragments\.flood\)"):
+        check_run_dir(run, flooded, same, restart=False)

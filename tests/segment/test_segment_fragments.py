@@ -138,3 +138,19 @@ def test_bad_offsets_raise_input_error():
         watershed_fragments(affinities, NN_OFFSETS, mask=np.ones((4, 4, 5), bool))
     with pytest.raises(InputError, match="dtype int32"):
         watershed_fragments(affinities.astype(np.int32), NN_OFFSETS)
+
+
+def test_flood_joins_every_lonely_membrane_voxel_to_a_neighbour(make_affinities):
+    # a membrane sheet whose every edge is weak: no seed, no confident edge. Without flooding
+    # each of its voxels stays a fragment of one voxel (98% of the fragments on the real slab)
+    labels = two_cubes((12, 20, 21))
+    affinities = make_affinities(labels, NN_OFFSETS, noise=0.0)
+    affinities[:, :, :, 10] = 0.05  # every edge from a sheet voxel back to its neighbours
+    affinities[2, :, :, 11] = 0.05  # and the x edge from the next voxel to the sheet
+    plain, n_plain = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10))
+    flooded, n_flooded = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10), flood=True)
+    sizes = np.bincount(plain.ravel().astype(np.int64))[1:]
+    assert (sizes == 1).sum() == 12 * 20 and n_plain == 2 + 12 * 20
+    assert n_flooded == 2 and flooded.all()  # every sheet voxel joined one of the two cubes
+    np.testing.assert_array_equal(np.unique(flooded[:, :, :10]).size + np.unique(flooded[:, :, 11:]).size, 2)
+    assert np.unique(flooded[:, :, :10]) != np.unique(flooded[:, :, 11:])  # the cubes stay apart

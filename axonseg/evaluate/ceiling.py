@@ -1,0 +1,46 @@
+"""The perfect-agglomeration reference of a fragment volume: every fragment given the ground-truth
+body that holds most of its labelled voxels.
+
+No agglomeration of these fragments can score better than this LUT (merges inside a fragment
+cannot be undone by merging fragments), so it is the ceiling of every stage after the
+fragments. Pure numpy; ids are uint64, arrays zyx.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from axonseg.errors import InputError
+from axonseg.io.luts import Lut
+
+
+def majority_lut(fragments: np.ndarray, gt: np.ndarray) -> Lut:
+    """Map each fragment to the ground-truth body holding most of its labelled voxels.
+
+    Args:
+        fragments: (Z, Y, X) fragment ids, 0 = background.
+        gt: (Z, Y, X) ground-truth bodies, 0 = unlabelled (not counted).
+
+    Returns:
+        A :class:`Lut` over the fragments with a labelled voxel; segment ids are the gt body
+        ids. Fragments without one keep their own id (:func:`axonseg.segment.apply_lut`
+        leaves ids missing from the LUT alone); ties go to the smaller body id.
+
+    Raises:
+        InputError: the shapes differ, or an array is not of a non-negative integer dtype.
+    """
+    if fragments.shape != gt.shape:
+        raise InputError(f"fragments have shape {fragments.shape} and gt {gt.shape}: expected the same shape")
+    for name, array in (("fragments", fragments), ("gt", gt)):
+        if not np.issubdtype(array.dtype, np.integer) or (array.dtype.kind == "i" and array.size and array.min() < 0):
+            raise InputError(f"{name} has dtype {array.dtype}: expected non-negative integer ids")
+    labelled = (gt != 0) & (fragments != 0)
+    pairs = np.stack([fragments[labelled].astype(np.uint64), gt[labelled].astype(np.uint64)])
+    if pairs.shape[1] == 0:
+        return Lut(np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    (fragment_ids, body_ids), counts = np.unique(pairs, axis=1, return_counts=True)
+    # per fragment (pairs are sorted by fragment, then body): the body with the most voxels
+    order = np.lexsort((body_ids, -counts.astype(np.int64), fragment_ids))
+    fragment_ids, body_ids = fragment_ids[order], body_ids[order]
+    first = np.r_[True, fragment_ids[1:] != fragment_ids[:-1]]
+    return Lut(fragment_ids[first], body_ids[first] + np.uint64(fragments.max()))

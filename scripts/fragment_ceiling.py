@@ -1,0 +1,100 @@
+"""Fragment settings and their perfect-agglomeration ceiling, on a run's affinities (#15).
+
+For each fragment setting, the run's affinities go through fragments -> region graph ->
+agglomeration at every threshold -> AxonEM ERL/VOI; beside it, the ceiling: every fragment
+given its majority ground-truth body (:func:`axonseg.evaluate.ceiling.majority_lut`), which no
+agglomeration of those fragments can beat. Use a validation run, never the held-out slab, to
+choose a setting:
+
+    python scripts/fragment_ceiling.py --run data/models/fib_v4/validation/run \\
+        --labels data/models/fib_v4/validation/heldout.zarr/labels --out /tmp/ceiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from axonseg.evaluate import evaluate_arrays
+from axonseg.evaluate.ceiling import majority_lut
+from axonseg.io import open_volume
+from axonseg.pipelines.evaluate import evaluate_run
+from axonseg.pipelines.run_folder import RunFolder
+from axonseg.pipelines.segment.config import SegmentConfig
+from axonseg.pipelines.segment.stages import run_segment_stages
+from axonseg.pipelines.skeletonize.blocks import read_skeletons
+from axonseg.segment import apply_lut
+
+VARIANTS = {
+    "default": {},
+    "flood": {"flood": True},
+    "flood, boundary 0.3": {"flood": True, "boundary_threshold": 0.3},
+}
+THRESHOLDS = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
+KEYS = ("nerl", "voi_split", "voi_merge", "n_merge")
+
+
+def fresh_run(source: Path, target: Path) -> Path:
+    """A run folder holding only ``source``'s affinities (and its inputs record)."""
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "volume.zarr").mkdir(parents=True)
+    shutil.copy(source / "volume.zarr" / "zarr.json", target / "volume.zarr")
+    shutil.copytree(source / "volume.zarr" / "affinities", target / "volume.zarr" / "affinities")
+    if (source / "inputs.json").exists():
+        shutil.copy(source / "inputs.json", target)
+    return target
+
+
+def score_variant(run: Path, labels: str, settings: dict) -> dict:
+    """Pipeline figures (best row, and the row at the model's calibrated threshold) and the
+    ceiling of one fragment setting."""
+    folder = RunFolder(run)
+    spatial = list(open_volume(str(run / "volume.zarr" / "affinities")).spatial_shape)
+    segment = SegmentConfig.model_validate({"block_shape": spatial, "fragments": settings,
+                                            "agglomerate": {"thresholds": THRESHOLDS}})
+    results = run_segment_stages(run, segment, show_progress=False)
+    report = evaluate_run(run, labels, show_progress=False)
+    calibrated = folder.model_threshold()
+    at_model = min(report.rows, key=lambda row: abs(row["threshold"] - calibrated)) if calibrated is not None else {}
+    fragments = np.asarray(open_volume(str(run / "volume.zarr" / "fragments")).data)
+    gt_volume = open_volume(labels)
+    gt = np.asarray(gt_volume.data)
+    sizes = np.bincount(np.unique(fragments, return_inverse=True)[1].ravel())
+    ceiling = evaluate_arrays(apply_lut(fragments, majority_lut(fragments, gt)), gt,
+                              read_skeletons(run / "skeletons" / "gt"), gt_volume.voxel_size, gt_volume.offset).summary()
+    graph = results["agglomerate"].details or {}
+    return {
+        "fragments": int(len(sizes) - (1 if (fragments == 0).any() else 0)),
+        "single_voxel_share": float((sizes == 1).sum() / max(len(sizes), 1)),
+        "graph_edges": graph.get("n_edges"),
+        "best": {"threshold": report.best["threshold"], **{k: report.best.get(k) for k in KEYS}},
+        "at_model_threshold": {"threshold": at_model.get("threshold"), **{k: at_model.get(k) for k in KEYS}},
+        "ceiling": {k: ceiling.get(k) for k in KEYS},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="run folder with volume.zarr/affinities")
+    parser.add_argument("--labels", required=True, help="ground-truth labels address over the same grid")
+    parser.add_argument("--out", type=Path, default=Path("fragment_ceiling"))
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    args = parser.parse_args()
+    rows = {name: score_variant(fresh_run(args.run, args.out / name.replace(", ", "_").replace(" ", "")), args.labels,
+                                VARIANTS[name]) for name in args.variants}
+    print(f"{'setting':22s}{'fragments':>10s}{'1-voxel':>9s}{'edges':>10s}  best NERL (thr) VOI s/m   "
+          "calibrated NERL VOI s/m   ceiling NERL VOI s/m")
+    for name, row in rows.items():
+        best, model, ceil = row["best"], row["at_model_threshold"], row["ceiling"]
+        fmt = lambda r: f"{r['nerl'] or 0:.3f} {r['voi_split'] or 0:.2f}/{r['voi_merge'] or 0:.2f}"  # noqa: E731
+        print(f"{name:22s}{row['fragments']:>10d}{row['single_voxel_share']:>9.1%}{row['graph_edges'] or 0:>10}  "
+              f"{fmt(best)} ({best['threshold']})   {fmt(model) if model['nerl'] is not None else '-':>20s}   {fmt(ceil)}")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
