@@ -220,6 +220,8 @@ class Predictor:
             ``torch.jit.optimize_for_inference``. "auto": run a copy whose convolutions call
             oneDNN directly with fused ReLUs (:func:`onednn_network`; 1.3-3x faster than
             eager channels_last, no tracing); eager where oneDNN is missing. False: eager.
+        tta: ``"flips"`` averages the network over y and x flips of each block (4 passes, see
+            :func:`flip_sets`); ``"none"`` runs it once.
     """
 
     def __init__(
@@ -229,7 +231,11 @@ class Predictor:
         output_dtype: Literal["uint8", "float16"] = "uint8",
         precision: Precision = "auto",
         freeze: bool | Literal["auto"] = "auto",
+        tta: Literal["none", "flips"] = "none",
     ) -> None:
+        if tta not in ("none", "flips"):
+            raise InputError(f"tta={tta!r}: expected 'none' or 'flips'")
+        self.tta = tta
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -315,13 +321,55 @@ class Predictor:
         dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(self.precision)
         network = self._network(x)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = network(x)[:, : self.config.num_affinities]
-            probabilities = torch.sigmoid(logits.float())
+            if self.tta == "none":
+                probabilities = torch.sigmoid(network(x)[:, : self.config.num_affinities].float())
+            else:
+                probabilities = self._flip_average(network, x)
             if self.output_dtype == "uint8":
                 out = (probabilities * 255.0 + 0.5).to(torch.uint8)
             else:
                 out = probabilities.to(torch.float16)
         return out.contiguous().cpu().numpy()
+
+
+    def _flip_average(self, network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Affinity probabilities averaged over the flips that keep each channel's meaning."""
+        total, count = None, torch.zeros(self.config.num_affinities, device=x.device)
+        for flips, valid in flip_sets(self.config.offsets):
+            dims = [{"y": -2, "x": -1}[axis] for axis in flips]
+            flipped = x.flip(dims).contiguous(memory_format=torch.channels_last_3d) if dims else x
+            probabilities = torch.sigmoid(network(flipped)[:, : self.config.num_affinities].float())
+            if dims:
+                probabilities = probabilities.flip(dims)
+            weights = torch.as_tensor(valid, dtype=torch.float32, device=x.device)
+            term = probabilities * weights[None, :, None, None, None]
+            total = term if total is None else total + term
+            count += weights
+        return total / count[None, :, None, None, None]
+
+
+def flip_sets(offsets: Sequence[Sequence[int]]) -> list[tuple[tuple[str, ...], list[bool]]]:
+    """Test-time flips and, per affinity channel, whether a flip keeps its meaning.
+
+    A flip along an axis maps the edge from a voxel to its neighbour at ``-d`` onto the edge to
+    the neighbour at ``+d``: for a channel whose offset has a component along a flipped axis,
+    the flipped prediction belongs to another voxel (``d`` away, possibly outside the block).
+    Such channels average only the flips that leave their axis alone, so every block's output
+    stays a function of its own input (block-invariant) and no voxel needs a shifted value.
+    With zyx offsets along one axis each, z channels average all four passes and y (x)
+    channels the two passes without a y (x) flip.
+
+    Args:
+        offsets: the affinity offsets, voxels (dz, dy, dx) each.
+
+    Returns:
+        ``[(flipped axes, valid per channel), ...]`` for no flip, y, x and both.
+    """
+    sets = []
+    for flips in ((), ("y",), ("x",), ("y", "x")):
+        axes = [{"y": 1, "x": 2}[axis] for axis in flips]
+        sets.append((flips, [all(int(offset[a]) == 0 for a in axes) for offset in offsets]))
+    return sets
 
 
 def predict_volume(

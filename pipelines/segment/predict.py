@@ -60,6 +60,9 @@ class PredictConfig(StrictModel):
         description="torch CPU threads; null: torch's default (all cores); num_threads is the old name",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
+    tta: Literal["none", "flips"] = Field(
+        "none", description="test-time augmentation: flips averages y and x flips of each block (4 network passes)"
+    )
 
 
     @field_validator("precision", mode="before")
@@ -285,7 +288,8 @@ def run_predict(
     model_hash = _file_hash(path)
     precision = _recorded_precision(store, config.precision, device, model_hash)
     with _torch_threads(config.n_threads):
-        predictor = Predictor(model, device=device, output_dtype=config.output_dtype, precision=precision)
+        predictor = Predictor(model, device=device, output_dtype=config.output_dtype, precision=precision,
+                              tta=config.tta)
     offsets = [list(o) for o in cfg.offsets]
     payload = {
         "raw": {"source": volume.source, "shape": list(volume.shape), "dtype": str(volume.dtype),
@@ -294,8 +298,11 @@ def run_predict(
         "block_shape": list(grid.write_shape),
         "output_dtype": config.output_dtype,
         "precision": predictor.precision,
+        # tta came later: left out while off, so affinities predicted before it keep their hash
+        **({"tta": config.tta} if config.tta != "none" else {}),
     }
-    settings = {"device": device, "output_dtype": config.output_dtype, "precision": predictor.precision}
+    settings = {"device": device, "output_dtype": config.output_dtype, "precision": predictor.precision,
+                "tta": config.tta}
     kind, _, _ = parse_scheduler(scheduler)
     network = _network(predictor if kind in ("synchronous", "threads") else None, str(path), settings, volume,
                        config.n_threads)

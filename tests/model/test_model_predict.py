@@ -156,3 +156,41 @@ def test_bf16_speed_check_trusts_native_flags_and_otherwise_measures(monkeypatch
     monkeypatch.setattr(predict_module, "_cpu_flags", lambda: {"avx2"})
     monkeypatch.setattr(predict_module.time, "perf_counter", lambda: float(next(ticks)))
     assert predict_module.cpu_bf16_is_fast(1) is False
+
+
+def test_tta_flips_keep_shape_and_are_flip_equivariant(iso_config):
+    """TTA averages the passes a channel may use: its output has the plain shape, differs from
+    one pass, and commutes with a y (x) flip on every channel without a y (x) component."""
+    from axonseg.model.predict import flip_sets
+
+    model = build_model(iso_config, seed=0)
+    with torch.no_grad():
+        model.head.weight.mul_(20.0)
+    plain = Predictor(model, device="cpu", precision="float32", output_dtype="float16", freeze=False)
+    tta = Predictor(model, device="cpu", precision="float32", output_dtype="float16", freeze=False, tta="flips")
+    raw = smooth_raw(shapes.valid_input_shape(iso_config, (4, 8, 8)), seed=5)
+    once, averaged = plain(raw).astype(np.float32), tta(raw).astype(np.float32)
+    assert averaged.shape == once.shape and np.abs(averaged - once).max() > 0.01
+    offsets = np.asarray(iso_config.offsets)
+    for axis, dim in ((1, -2), (2, -1)):
+        flipped = tta(np.flip(raw, axis=dim).copy()).astype(np.float32)
+        keep = offsets[:, axis] == 0
+        assert keep.any() and not keep.all()
+        np.testing.assert_allclose(np.flip(flipped, axis=dim)[keep], averaged[keep], atol=2e-3)
+    # which passes each channel averages: z channels all four, y/x channels the two that keep their axis
+    valid = np.array([v for _, v in flip_sets(iso_config.offsets)])
+    assert valid.sum(axis=0).tolist() == [4 if o[1] == 0 and o[2] == 0 else 2 for o in iso_config.offsets]
+    with pytest.raises(InputError, match="tta='rot90'"):
+        Predictor(model, device="cpu", tta="rot90")
+
+
+def test_tta_is_block_invariant(iso_config):
+    model = build_model(iso_config, seed=0)
+    with torch.no_grad():
+        model.head.weight.mul_(20.0)
+    tta = Predictor(model, device="cpu", precision="float32", freeze=False, tta="flips")
+    raw = smooth_raw((12, 13, 16))
+    small = predict_volume(raw, tta, (8, 8, 8), batch_size=3)
+    whole = predict_volume(raw, tta, raw.shape)
+    assert small.shape == (8, 12, 13, 16) and small.std() > 5
+    assert np.abs(small.astype(int) - whole.astype(int)).max() <= 1
