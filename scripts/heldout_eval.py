@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from axonseg.model.checkpoint import calibrated_threshold
 from axonseg.io import create_multiscale, mark_complete, open_level, open_volume, write_block
 from axonseg.pipelines.evaluate import evaluate_run
 from axonseg.pipelines.segment.config import SegmentConfig
@@ -47,10 +48,15 @@ def baseline_affinities(raw: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return (affinities * 255).astype(np.uint8)
 
 
-def score(run: Path, labels_address: str, segment: SegmentConfig) -> dict:
+def score(run: Path, labels_address: str, segment: SegmentConfig):  # noqa: ANN201
+    """The run's evaluation report: every threshold's row, and the best one."""
     run_segment_stages(run, segment, show_progress=False)
-    report = evaluate_run(run, labels_address, show_progress=False)
-    return report.best
+    return evaluate_run(run, labels_address, show_progress=False)
+
+
+def at_threshold(report, threshold: float) -> dict:  # noqa: ANN001
+    """The report's row at ``threshold`` (the nearest one evaluated)."""
+    return min(report.rows, key=lambda row: abs(row["threshold"] - threshold))
 
 
 def main() -> None:
@@ -67,17 +73,21 @@ def main() -> None:
     rows = {}
     model_run = args.out / "model"
     run_predict(model_run, f"{HELDOUT}:raw", args.model, PredictConfig(block_shape=(70, 128, 128)), show_progress=False)
-    rows["model"] = score(model_run, labels, segment)
+    report = score(model_run, labels, segment)
+    calibrated = calibrated_threshold(args.model)
+    if calibrated is not None:  # the pipeline's own threshold, chosen on validation data: the held-out figure
+        rows["model (calibrated)"] = at_threshold(report, calibrated)
+    rows["model (best on slab)"] = report.best  # chosen with the slab's labels: for scale only
     if not args.skip_baseline:
         base_run = args.out / "baseline"
         affinities = baseline_affinities(raw.data.compute())
         _write(base_run / "volume.zarr", "affinities", affinities, raw.voxel_size, raw.offset, channels=3,
                attrs={"offsets": [list(o) for o in NN]})
-        rows["baseline"] = score(base_run, labels, segment.model_copy(update={"offsets": None}))
+        rows["baseline (best on slab)"] = score(base_run, labels, segment.model_copy(update={"offsets": None})).best
     keys = ("threshold", "nerl", "erl_nm", "gt_erl_nm", "voi_split", "voi_merge", "arand", "n_split", "n_merge")
-    print(f"{'':10s}" + "".join(f"{k:>12s}" for k in keys))
+    print(f"{'':20s}" + "".join(f"{k:>12s}" for k in keys))
     for name, row in rows.items():
-        print(f"{name:10s}" + "".join(f"{row.get(k):>12.4g}" if isinstance(row.get(k), float) else f"{row.get(k)!s:>12s}" for k in keys))
+        print(f"{name:20s}" + "".join(f"{row.get(k):>12.4g}" if isinstance(row.get(k), float) else f"{row.get(k)!s:>12s}" for k in keys))
     print(json.dumps({name: {k: row.get(k) for k in keys} for name, row in rows.items()}))
 
 
