@@ -268,12 +268,28 @@ def mesh(
 def export(
     run_dir: Path = typer.Argument(..., help="run folder (volume.zarr, skeletons/); writes RUN_DIR/connectome"),
     synapses: Optional[str] = typer.Option(None, "--synapses", help="synapse table (CSV/parquet, points in nm; presets axonseg, xyz, cave) or a synth store STORE.zarr/synapses; default: the ones `segment` used (RUN_DIR/inputs.json), else contact PROXY"),
-    formats: List[str] = typer.Option(["sonata"], "--format", help="sonata, nir, csv, pynn or all (repeat for several)"),
+    formats: List[str] = typer.Option(["sonata"], "--format", help="sonata, nir, csv, pynn or all (repeat for several); or neuroglancer alone: the run as a static web folder (--out DIR)"),
     target: Optional[str] = typer.Option(None, "--target", help="hardware limits: brainscales2 (no delays, integer weights 0-63, <= 512 neurons); written to RUN_DIR/connectome-brainscales2"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier `axonseg export` (one that `segment` wrote is replaced anyway)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier `axonseg export` (one that `segment` wrote is replaced anyway), or a non-empty --out DIR"),
     config: Optional[Path] = typer.Option(None, "--config", help="export config YAML (see configs/export.yaml: delays in ms, velocity in m/s)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="--format neuroglancer only (required): the folder to write (raw, segmentation with proofreading edits, meshes, skeletons, state.json)"),
+    url: str = typer.Option("http://localhost:8000", "--url", help="--format neuroglancer: the base URL DIR will be served at (DIR/serve.py serves it at the default); state.json names its data under it"),
 ) -> None:
-    """Export the connectome: synapses -> weighted, delayed edges (delay ms = 0.5 + path um / velocity) as SONATA, NIR, CSV, PyNN."""
+    """Export the connectome: synapses -> weighted, delayed edges (delay ms = 0.5 + path um / velocity) as SONATA, NIR, CSV, PyNN; or the run for neuroglancer."""
+    from axonseg.errors import ConfigError
+
+    if "neuroglancer" in formats:
+        if len(formats) > 1 or out is None or synapses or target or config:
+            raise ConfigError("--format neuroglancer: expected it alone with --out DIR (no other --format, --synapses, "
+                              "--target or --config)")
+        from axonseg.pipelines.view.export import export_neuroglancer
+
+        shared = export_neuroglancer(run_dir, out, url, overwrite=overwrite)
+        typer.echo(f"wrote {shared.folder}: {', '.join(shared.layers)}; serve it at {url} ({shared.serve}) "
+                   f"and open {shared.link}")
+        return
+    if out is not None:
+        raise ConfigError(f"--out {out}: only for --format neuroglancer; the connectome goes to RUN_DIR/connectome")
     from axonseg.pipelines.export import load_export_config, run_export
 
     with _locked(run_dir, "export"):
@@ -342,6 +358,29 @@ def proofread(
     import napari
 
     napari.run()
+
+
+@app.command()
+def view(
+    run_dir: Path = typer.Argument(..., help="run folder: its raw EM, segmentation (with proofreading edits), meshes and skeletons"),
+    port: int = typer.Option(0, "--port", help="port of the viewer; 0 picks a free one"),
+    bind: str = typer.Option("127.0.0.1", "--bind", help="address to listen on; 0.0.0.0 shares the viewer on the network"),
+    raw: Optional[str] = typer.Option(None, "--raw", help="raw EM address, when it has moved from where the run recorded it (RUN/inputs.json)"),
+    screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="write a PNG of the view (headless Chromium) and exit"),
+    size: Tuple[int, int] = typer.Option((1280, 720), "--size", help="screenshot width and height in pixels"),
+) -> None:
+    """Open the run in neuroglancer (nm, zyx data shown as x y z): prints the URL and serves until Ctrl-C."""
+    from axonseg.pipelines.view import open_view, screenshot_run, serve_until_interrupted
+
+    if screenshot is not None:
+        path, shown = screenshot_run(run_dir, screenshot, size, port=port, bind=bind, raw=raw)
+        typer.echo(f"wrote {path}: {len(shown.segments)} segments in 3D")
+        return
+    shown = open_view(run_dir, port=port, bind=bind, raw=raw)
+    typer.echo(f"neuroglancer on {run_dir}: {shown.url}  (Ctrl-C stops it)")
+    serve_until_interrupted(shown)
+    typer.secho("viewer stopped", err=True, fg=typer.colors.YELLOW)
+    raise typer.Exit(130)  # Ctrl-C ends a viewer: nothing to resume
 
 
 INTERRUPTED = "interrupted; re-run the same command to resume"
