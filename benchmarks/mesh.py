@@ -30,28 +30,16 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import isa_flags, measure as run_measured, task_child
+
 VOXEL_SIZE = (30.0, 8.0, 8.0)
 PRELOAD = ["numpy", "zarr", "zmesh", "fastremap", "scipy.sparse", "axonseg.pipelines.mesh", "axonseg.pipelines.synth"]
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def isa_flags() -> list[str]:
-    """The CPU's vector ISA flags of interest (Linux ``/proc/cpuinfo``; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return [flag for flag in ISA_FLAGS if flag in flags]
-
-
 # ---------------------------------------------------------------- child side (forked per task)
 
 def _prepare(spec: dict) -> dict:
@@ -134,30 +122,8 @@ def _peer(spec: dict) -> dict:
 TASKS = {"prepare": _prepare, "ours": _ours, "peer": _peer}
 
 
-def _child(task: str, spec: dict, queue) -> None:  # noqa: ANN001
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    started = time.perf_counter()
-    try:
-        details = TASKS[task](spec)
-    except BaseException as err:  # noqa: BLE001 - reported to the parent, which stops the run
-        queue.put({"error": f"{task}: {type(err).__name__}: {err}"})
-        return
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    queue.put({"task": task, "seconds": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
-               "cpu_seconds": usage.ru_utime + usage.ru_stime, "details": details})
-
-
 def measure(context, task: str, spec: dict) -> dict:  # noqa: ANN001
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(task, spec, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    if "error" in result:
-        raise SystemExit(f"benchmark failed: {result['error']}")
-    return result
+    return run_measured(context, task_child, TASKS, task, spec)
 
 
 # ---------------------------------------------------------------- parent side

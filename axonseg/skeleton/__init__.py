@@ -21,6 +21,7 @@ from axonseg.skeleton.kimimaro_backend import (
     check_labels,
     compact_labels,
     crop_to_write_region,
+    keep_owned_components,
     remove_interior_dust,
     skeletonize_block,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "from_swc",
     "from_tables",
     "join_skeletons",
+    "keep_owned_components",
     "merge_graphs",
     "nearest_node",
     "nearest_nodes",

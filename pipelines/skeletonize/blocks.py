@@ -10,14 +10,16 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from axonseg.blockwise import Roi, one_thread_per_process
+from axonseg.blockwise import Roi, one_thread_per_process, parse_scheduler
 from axonseg.blockwise.outputs import BlockFiles
 from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
+from axonseg.blockwise.forkpool import fork_pool, pool_workers
 from axonseg.blockwise.memory import return_large_allocations
 from axonseg.errors import StageError
 from axonseg.io.synapse_tables import write_table
@@ -75,6 +77,35 @@ def block_graphs_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame) -> dict[i
     return graphs
 
 
+def block_scheduler(params: SkeletonParams, pooled: bool) -> Callable[[str], str]:
+    """The scheduler the blocks run on, from the one the user gave.
+
+    kimimaro holds the GIL, so threads of one process take turns. With a fork pool
+    (:func:`axonseg.blockwise.forkpool.pool_workers`, the threaded default on Linux) every
+    thread hands its block's tracing to a worker process, so the threads run in parallel.
+    Without one, a bare ``threads`` becomes ``threads:1``
+    (:func:`axonseg.blockwise.one_thread_per_process`); ``local:N`` or a cluster runs blocks
+    in parallel in their own worker processes. With kimimaro's own pool (``params.parallel >
+    1``) and no fork pool, the in-process schedulers run the blocks in the main thread
+    (``synchronous``): that pool installs signal handlers, which Python allows only there (on a
+    dask thread it failed with "signal only works in main thread").
+    """
+
+    def choose(scheduler: str) -> str:
+        if pooled:
+            return scheduler
+        if params.parallel > 1 and parse_scheduler(scheduler)[0] in ("threads", "synchronous"):
+            return "synchronous"
+        return one_thread_per_process(scheduler)
+
+    return choose
+
+
+def _skeletonize_compact(labels: np.ndarray, voxel: tuple[float, ...], block_offset: np.ndarray, params: SkeletonParams,
+                         write_slices: tuple[slice, ...], segment_ids: np.ndarray) -> dict[int, AxonGraph]:
+    return skeletonize_block(labels, voxel, block_offset, params, write_slices=write_slices, segment_ids=segment_ids)
+
+
 def _save_graphs(folder: Path, block_id: str, graphs: dict[int, AxonGraph]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_block_graphs(folder, block_id, graphs)
@@ -116,8 +147,11 @@ def skeletonize_blocks(
         config: everything the pieces depend on (keys the markers).
         context: voxels of context per side (zyx); None: :func:`default_context`.
         name: the stage's name (markers, progress bar, log).
-        scheduler: dask scheduler spec (see :func:`axonseg.blockwise.parse_scheduler`); a bare
-            ``threads`` runs one block at a time (:func:`axonseg.blockwise.one_thread_per_process`).
+        scheduler: dask scheduler spec (see :func:`axonseg.blockwise.parse_scheduler`). On Linux
+            ``threads[:N]`` traces N blocks at once in forked worker processes (a bare
+            ``threads``: one per available core; :mod:`axonseg.blockwise.forkpool`);
+            ``synchronous`` one at a time in this process; ``local:N`` N at once in dask's
+            worker processes (:func:`block_scheduler`).
         restart: drop the markers of an interrupted run with another config.
         cache: the pieces are only a cache (ground-truth skeletons): another config's markers
             are dropped instead of refused.
@@ -131,27 +165,40 @@ def skeletonize_blocks(
     origin = np.asarray(offset_nm, dtype=np.float64)
     context = tuple(context) if context is not None else default_context(tuple(voxel), params)
 
-    def process(data: BlockData) -> dict[int, AxonGraph]:
-        # The read's uint64 block is copied into compact ids and dropped at once: only the
-        # small copy (uint16 for < 65k segments) stays alive while kimimaro runs.
-        labels, segment_ids = compact_labels(data.arrays.pop("labels"))
-        block_offset = origin + np.asarray(data.read_roi.offset) * voxel
-        return skeletonize_block(labels, tuple(voxel), block_offset, params, write_slices=data.write_slices,
-                                 segment_ids=segment_ids)
+    # kimimaro's own pool cannot run inside a pool worker (daemonic processes have no children)
+    workers = pool_workers(scheduler) if params.parallel <= 1 else 0
+    with fork_pool(workers, initializer=return_large_allocations) as pool:
 
-    stage = Stage(
-        name=name, volume_shape=tuple(shape), block_shape=tuple(block_shape),
-        inputs={"labels": Input(read_labels, tuple(shape))},
-        output=BlockFiles(Path(work_dir), ("{block_id}.nodes.parquet", "{block_id}.edges.parquet"), _save_graphs),
-        process=process, config=config, context=(context, context), border="clip", cache=cache,
-        # kimimaro holds the GIL: on the threaded scheduler a second block in flight costs memory, not time
-        scheduler_for=one_thread_per_process,
-        # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
-        # resident in the thread's arena. Set before the first read in each process (set after
-        # it, glibc's threshold has already grown past the read's size).
-        setup=return_large_allocations,
-    )
-    run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
+        def process(data: BlockData) -> dict[int, AxonGraph]:
+            # The read's uint64 block is copied into compact ids and dropped at once: only the
+            # small copy (uint16 for < 65k segments) stays alive while kimimaro runs.
+            labels, segment_ids = compact_labels(data.arrays.pop("labels"))
+            block_offset = origin + np.asarray(data.read_roi.offset) * voxel
+            task = (labels, tuple(voxel), block_offset, params, tuple(data.write_slices), segment_ids)
+            if pool is None:
+                return _skeletonize_compact(*task)
+            try:
+                return pool.submit(_skeletonize_compact, *task).result()  # the thread waits without the GIL
+            except BrokenProcessPool:
+                raise StageError(
+                    f"{name}: a worker process died while tracing block {data.block.block_id} (killed, perhaps out of "
+                    "memory); re-run the same command to resume, with --scheduler threads:N for fewer blocks at once"
+                ) from None
+
+        stage = Stage(
+            name=name, volume_shape=tuple(shape), block_shape=tuple(block_shape),
+            inputs={"labels": Input(read_labels, tuple(shape))},
+            output=BlockFiles(Path(work_dir), ("{block_id}.nodes.parquet", "{block_id}.edges.parquet"), _save_graphs),
+            process=process, config=config, context=(context, context), border="clip", cache=cache,
+            # kimimaro holds the GIL: a second block in flight needs a second process, not a thread
+            scheduler_for=block_scheduler(params, pooled=pool is not None),
+            # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
+            # resident in the thread's arena. Set before the first read in each process (set after
+            # it, glibc's threshold has already grown past the read's size). The pool's workers
+            # set it in their initializer.
+            setup=return_large_allocations,
+        )
+        run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     return [block.block_id for block in stage.blocks()]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -78,9 +79,15 @@ def test_tube_through_blocks_is_one_connected_skeleton(tube_run):
 
 def test_result_does_not_depend_on_block_shape(tube_run):
     run, _, _ = tube_run
-    run_skeletonize(run, SkeletonizeConfig(block_shape=(20, 96, 96), skeleton=SMALL), show_progress=False)
+    # Tube 9 runs along a y face and a z face of the (10, 40, 24) blocks. The default context is
+    # const / 4 (+1 voxel), which has to exceed the radius of a process lying along a face: with
+    # const 100 (25 nm, (2, 5, 5) voxels) the 40 nm tube grazes the read region's faces, kimimaro's
+    # fix_borders pulls both blocks' traces onto the neighbour's side and the tube was lost (8 nm
+    # of 336). const 200 reads (3, 8, 8) voxels (50 nm), as the shipped const 500 reads 125 nm.
+    params = SkeletonParams(const=200.0)
+    run_skeletonize(run, SkeletonizeConfig(block_shape=(20, 96, 96), skeleton=params), show_progress=False)
     whole = read_run_skeletons(run)
-    run_skeletonize(run, SkeletonizeConfig(block_shape=(10, 40, 24), skeleton=SMALL), show_progress=False)
+    run_skeletonize(run, SkeletonizeConfig(block_shape=(10, 40, 24), skeleton=params), show_progress=False)
     blocks = read_run_skeletons(run)
     assert set(whole) == set(blocks) == {7, 9}
     for segment_id in whole:
@@ -186,32 +193,118 @@ def test_join_in_id_range_batches_equals_the_join_in_memory(tmp_path):
     assert summary.total_length_nm == pytest.approx(sum(g.path_length_nm for g in expected.values()))
 
 
-@pytest.mark.parametrize(("scheduler", "most_at_once"), [("threads", 1), ("threads:2", 2)])
-def test_threaded_scheduler_runs_one_block_at_a_time_unless_told(tube_run, monkeypatch, scheduler, most_at_once):
-    """kimimaro holds the GIL: a bare ``threads`` keeps one block in memory; ``threads:N`` is obeyed."""
-    import threading
+def _recording(monkeypatch, log: Path):
+    """Replace the stage's ``skeletonize_block`` with one that appends ``pid start end`` to ``log``
+    (a file, so forked workers can write it too) and sleeps long enough to overlap."""
+    import os
     import time
 
-    from axonseg.blockwise import one_thread_per_process
-
-    run, _, _ = tube_run
     real = skeletonize_module.skeletonize_blocks.__globals__["skeletonize_block"]
-    lock, active, seen = threading.Lock(), [0], []
 
-    def counting(*args, **kwargs):
-        with lock:
-            active[0] += 1
-            seen.append(active[0])
-        time.sleep(0.05)
+    def recording(*args, **kwargs):
+        started = time.perf_counter()
+        time.sleep(0.1)
         try:
             return real(*args, **kwargs)
         finally:
-            with lock:
-                active[0] -= 1
+            with open(log, "a") as handle:
+                handle.write(f"{os.getpid()} {started} {time.perf_counter()}\n")
 
-    monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", counting)
+    monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", recording)
+
+
+def _most_at_once(rows: list[list[float]]) -> int:
+    events = sorted([(start, 1) for _, start, _ in rows] + [(end, -1) for _, _, end in rows], key=lambda e: (e[0], e[1]))
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork pool is Linux-only")
+def test_threads_trace_blocks_in_forked_workers_at_once(tube_run, monkeypatch, tmp_path):
+    """kimimaro holds the GIL: under ``threads:2`` each thread hands its block to one of two forked
+    worker processes, so two blocks trace at once; ``synchronous`` traces them in this process,
+    one at a time, and both give the same skeletons."""
+    import os
+
+    run, _, _ = tube_run
     config = SkeletonizeConfig(block_shape=(8, 32, 32), skeleton=SMALL)
-    result = run_skeletonize(run, config, scheduler=scheduler, show_progress=False)
-    assert result.n_segments == 2 and len(seen) == 27
-    assert max(seen) == most_at_once
+    skeletons, rows = {}, {}
+    for scheduler in ("threads:2", "synchronous"):
+        log = tmp_path / f"{scheduler}.log"
+        _recording(monkeypatch, log)
+        result = run_skeletonize(run, config, scheduler=scheduler, restart=True, show_progress=False)
+        assert result.n_segments == 2
+        skeletons[scheduler] = read_run_skeletons(run)
+        rows[scheduler] = [[float(v) for v in line.split()] for line in log.read_text().splitlines()]
+        assert len(rows[scheduler]) == 27  # every block traced once
+    pids = {int(row[0]) for row in rows["threads:2"]}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert _most_at_once(rows["threads:2"]) == 2
+    assert {int(row[0]) for row in rows["synchronous"]} == {os.getpid()}
+    assert _most_at_once(rows["synchronous"]) == 1
+    for segment_id, graph in skeletons["synchronous"].items():
+        np.testing.assert_array_equal(skeletons["threads:2"][segment_id].nodes_nm, graph.nodes_nm)
+        np.testing.assert_array_equal(skeletons["threads:2"][segment_id].edges, graph.edges)
+
+
+def test_pool_workers_follow_the_scheduler():
+    from axonseg.blockwise.forkpool import available_cores, can_fork, pool_workers
+
+    if can_fork():
+        assert pool_workers("threads") == available_cores() and pool_workers("threads:3") == 3
+    else:
+        assert pool_workers("threads") == pool_workers("threads:3") == 0
+    # synchronous runs in this process; dask's distributed workers are processes already
+    for spec in ("synchronous", "local:2", "tcp://host:8786"):
+        assert pool_workers(spec) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork pool is Linux-only")
+def test_a_worker_that_dies_is_one_error_and_the_run_resumes(tube_run, monkeypatch):
+    import os
+
+
+    run, _, _ = tube_run
+    real = skeletonize_module.skeletonize_blocks.__globals__["skeletonize_block"]
+    parent = os.getpid()
+
+    def dying(*args, **kwargs):
+        if os.getpid() != parent:
+            os._exit(9)  # as the OOM killer would
+        return real(*args, **kwargs)
+
+    config = SkeletonizeConfig(block_shape=(8, 32, 32), skeleton=SMALL)
+    monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", dying)
+    with pytest.raises(StageError, match=r"skeletonize: a worker process died while tracing block .*re-run the same command"):
+        run_skeletonize(run, config, scheduler="threads:2", restart=True, show_progress=False)
+    monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", real)
+    assert run_skeletonize(run, config, scheduler="threads:2", show_progress=False).n_segments == 2
+
+
+def test_block_scheduler_keeps_kimimaros_pool_in_the_main_thread():
+    from axonseg.blockwise import one_thread_per_process
+    from axonseg.pipelines.skeletonize.blocks import block_scheduler
+
+    one = SkeletonParams()
+    # with the fork pool the threads only wait on their workers: the user's scheduler is kept
+    for spec in ("threads", "threads:2", "synchronous"):
+        assert block_scheduler(one, pooled=True)(spec) == spec
+    # without it kimimaro holds the GIL: a bare `threads` is one block at a time; what the user spelled out is kept
+    assert block_scheduler(one, pooled=False)("threads") == "threads:1"
+    for spec in ("threads:2", "local:4", "synchronous", "tcp://host:8786"):
+        assert block_scheduler(one, pooled=False)(spec) == spec
     assert one_thread_per_process("local:2") == "local:2" and one_thread_per_process("tcp://h:1") == "tcp://h:1"
+    # kimimaro's own pool installs signal handlers, which only the main thread may do
+    pool = SkeletonParams(parallel=2)
+    assert block_scheduler(pool, pooled=False)("threads") == block_scheduler(pool, pooled=False)("threads:2") == "synchronous"
+    assert block_scheduler(pool, pooled=False)("local:2") == "local:2"
+
+
+def test_kimimaro_pool_runs_on_the_default_scheduler(tube_run):
+    run, _, _ = tube_run
+    config = SkeletonizeConfig(block_shape=(10, 48, 48), skeleton=SkeletonParams(const=100.0, parallel=2))
+    result = run_skeletonize(run, config, show_progress=False)  # failed on a dask thread before
+    assert result.n_segments == 2

@@ -41,9 +41,12 @@ def test_block_regions_tile_the_volume_once():
         block_regions((8, 8, 8), (0, 4, 4), (1, 1, 1))
 
 
-def test_default_context_covers_invalidation_radius():
-    assert default_context((30.0, 8.0, 8.0), SkeletonParams()) == (18, 64, 64)
-    assert default_context((10.0, 10.0, 10.0), SkeletonParams()) == (51, 51, 51)
+def test_default_context_is_a_quarter_of_the_invalidation_constant():
+    # const/4 + 1 voxel: on the FIB-SEM medulla the skeletons agreed with whole-volume kimimaro
+    # as well as with all of const (benchmarks/README.md), so blocks read 2-3x fewer voxels
+    assert default_context((30.0, 8.0, 8.0), SkeletonParams()) == (6, 17, 17)
+    assert default_context((10.0, 10.0, 10.0), SkeletonParams()) == (14, 14, 14)
+    assert default_context((10.0, 10.0, 10.0), SkeletonParams(const=100.0)) == (4, 4, 4)
 
 
 @pytest.mark.parametrize(
@@ -105,6 +108,16 @@ def test_join_merges_coinciding_nodes_and_bridges_gaps():
     assert gap.n_components() == 1 and gap.path_length_nm == pytest.approx(20 + 25 + 10)
     kept_apart = join_skeletons([{5: left}, {5: far}], bridge_distance_nm=20.0)[5]
     assert kept_apart.n_components() == 2
+
+
+def test_bridge_reaches_a_nodes_radius_and_no_further():
+    left = AxonGraph(3, [[0, 0, 0], [0, 0, 10], [0, 0, 20]], [[0, 1], [1, 2]], [50, 50, 50])
+    right = AxonGraph(3, [[0, 0, 60], [0, 0, 70]], [[0, 1]], [5, 5])  # 40 nm gap: inside left's 50 nm radius
+    joined = join_skeletons([{3: left}, {3: right}], bridge_distance_nm=17.3)[3]
+    assert joined.n_components() == 1 and joined.path_length_nm == pytest.approx(20 + 40 + 10)
+    thin = AxonGraph(3, left.nodes_nm, left.edges, [30, 30, 30])
+    assert join_skeletons([{3: thin}, {3: right}], bridge_distance_nm=17.3)[3].n_components() == 2
+    assert join_skeletons([{3: left}, {3: right}], bridge_distance_nm=0.0)[3].n_components() == 2  # 0: off
 
 
 def test_open_end_attaches_within_its_radius_only():
