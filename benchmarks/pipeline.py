@@ -2,8 +2,15 @@
 
 Runs predict -> fragments -> graph -> agglomerate -> relabel -> skeletonize -> export (the
 stages of :func:`axonseg.pipelines.segment.pipeline.run_segment`; evaluate is left out because a
-production volume has no ground truth) on synthetic AxonEM-like volumes (30x8x8 nm) of
-``--sizes`` cubed voxels with one block shape. Each stage runs in its own process, forked
+production volume has no ground truth) on ``--sizes`` cubed voxels with one block shape, of
+
+- ``--volume synth`` (default): synthetic AxonEM-like volumes (30x8x8 nm, ``axonseg synth``),
+  segmented by the shipped 30x8x8 nm model (``data/models/synth_aniso``) with
+  ``configs/agglomerate_axonem.yaml`` (2D fragments per section);
+- ``--volume fib``: crops of the real FIB-SEM medulla (10 nm, ``../shared/data``; at most 250³),
+  segmented by the shipped 10 nm model (``data/models/fib_default``) with
+  ``configs/agglomerate_fib.yaml``.
+ Each stage runs in its own process, forked
 from a server that has only imported the libraries, so its peak RSS (ru_maxrss) is its own
 and not inherited from an earlier stage. Prints per stage: seconds, voxels/s, peak RSS and
 CPU seconds; the peak-RSS ratio largest/smallest size of every stage bounded by the block
@@ -13,14 +20,15 @@ fragments + graph + relabel; and CPU-hours per teravoxel projected from the per-
 
 ``ratio`` in the last JSON line is that speed-up: the named peer is the same pipeline stages
 on one LocalCluster worker (``local:1``), ours is two workers (``local:2``), same input and
-block shape, measured in the same run. The model is random weights of the default
-architecture (``ModelConfig(voxel_size=(30, 8, 8))``) unless ``--model`` is given: the cost
-does not depend on the weights.
+block shape, measured in the same run. The model is the shipped one for the volume's voxel size
+unless ``--model`` is given; ``--random-weights`` takes random weights of the default
+architecture instead (predict costs the same, but the segmentation of a random net is nothing
+like a real one, so later stages cost something else).
 
 Run: ``.venv/bin/python benchmarks/pipeline.py [--sizes 256 512] [--block 128 128 128]``
 (``--workdir DIR --reuse-before skeletonize`` re-measures skeletonize and export only, taking the
 earlier stages of a previous run in DIR);
-``--quick`` is a smoke run (32^3 and 64^3) for the tests. The last line is one JSON object.
+``--quick`` is a smoke run (32^3 and 48^3, a tiny random net) for the tests. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -37,47 +45,75 @@ import time
 from pathlib import Path
 
 import psutil
+from _common import isa_flags, measure as run_measured
 
 STAGES = ("predict", "fragments", "graph", "agglomerate", "relabel", "skeletonize", "export")
 # stages whose memory must be bounded by the block; only the global agglomeration holds
 # something volume-wide (skeletonize joins a batch of segments at a time, export streams the
 # skeletons and keeps only the contact/synapse tables)
 BLOCKWISE = ("predict", "fragments", "graph", "relabel", "skeletonize", "export")
-# processes each stage keeps busy: torch and the dask threaded scheduler use every core,
-# the global agglomeration and the connectome export run in one thread, and skeletonize runs
-# one block at a time on the threaded scheduler (kimimaro holds the GIL)
+# processes each stage keeps busy: torch and the dask threaded scheduler use every core (skeletonize
+# through its fork pool, one worker process per thread), the global agglomeration and the connectome
+# export run in one thread
 SINGLE_CORE = ("agglomerate", "export")
-SINGLE_CORE_ON_THREADS = ("skeletonize",)
 SPEEDUP_STAGES = ("fragments", "graph", "agglomerate", "relabel")
 UNTIMED = ("agglomerate",)  # needed by relabel, but it runs in one thread whatever the scheduler
-VOXEL_SIZE = (30.0, 8.0, 8.0)
+VOXEL_SIZES = {"synth": (30.0, 8.0, 8.0), "fib": (10.0, 10.0, 10.0)}
+REPO = Path(__file__).resolve().parents[1]
+FIB_MAX = 250
 TERAVOXEL = 1e12
 PRELOAD = ["numpy", "torch", "dask", "distributed", "zarr", "axonseg.pipelines.segment.pipeline", "axonseg.pipelines.synth"]
 
 
 # ---------------------------------------------------------------- child side (forked per stage)
 
-def _segment_config(block: tuple[int, int, int]):  # noqa: ANN202
-    from axonseg.pipelines.segment.config import SegmentConfig
+def _segment_config(block: tuple[int, int, int], volume: str = "synth"):  # noqa: ANN202
+    from axonseg.pipelines.segment.config import load_segment_config
 
-    return SegmentConfig(block_shape=block)
+    # what a user segmenting such data runs (the generic defaults cut the synth volume into
+    # 3.8M fragments at 256³, 12M edges, and would need ~40 GB to agglomerate 512³)
+    name = {"fib": "agglomerate_fib.yaml", "synth": "agglomerate_axonem.yaml"}[volume]
+    return load_segment_config(REPO / "configs" / name).model_copy(update={"block_shape": block})
+
+
+def _write_fib_crop(store: str, size: int, block: tuple[int, int, int]) -> dict:
+    """The FIB-SEM raw's first ``size``³ voxels as ``store/raw`` (10 nm, uint8)."""
+    import h5py
+    import numpy as np
+
+    from axonseg.io import create_multiscale, mark_complete, open_level, write_block
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from shared_data import FIB_PATH
+
+    with h5py.File(FIB_PATH, "r") as f:
+        raw = f["raw"][:size, :size, :size]
+    shutil.rmtree(store, ignore_errors=True)
+    chunks = tuple(min(b, 64, size) for b in block)
+    create_multiscale(store, "raw", raw.shape, np.uint8, VOXEL_SIZES["fib"], (0.0, 0.0, 0.0), chunks)
+    write_block(open_level(store, "raw", 0), raw, (0, 0, 0))
+    mark_complete(store, "raw")
+    return {"source": f"{FIB_PATH.name} raw[:{size}, :{size}, :{size}]"}
 
 
 def _run_stage(stage: str, spec: dict) -> dict:
     """Run one pipeline stage on ``spec['run_dir']``; returns stage-specific figures."""
     run_dir, block = Path(spec["run_dir"]), tuple(spec["block"])
     common = {"scheduler": spec["scheduler"], "restart": True, "show_progress": False}
-    if stage == "synth":
+    if stage == "source":
         from axonseg.model import build_model, save_model
         from axonseg.model.config import ModelConfig
         from axonseg.pipelines.synth import write_synth
 
-        result = write_synth(spec["store"], shape=(spec["size"],) * 3, voxel_size=VOXEL_SIZE, seed=0,
-                             overwrite=True, chunk_shape=tuple(min(b, 64) for b in block), show_progress=False)
+        voxel_size = VOXEL_SIZES[spec["volume"]]
         if not Path(spec["model"]).exists():
-            # --quick: a two-level, 4-feature-map net; the smoke run checks plumbing, not cost
+            # --random-weights; --quick: a two-level, 4-feature-map net that checks plumbing, not cost
             shape = {"num_fmaps": 4, "downsample_factors": [(1, 2, 2)]} if spec["tiny_model"] else {}
-            save_model(build_model(ModelConfig(voxel_size=VOXEL_SIZE, **shape), seed=0), spec["model"])
+            save_model(build_model(ModelConfig(voxel_size=voxel_size, **shape), seed=0), spec["model"])
+        if spec["volume"] == "fib":
+            return _write_fib_crop(spec["store"], spec["size"], block)
+        result = write_synth(spec["store"], shape=(spec["size"],) * 3, voxel_size=voxel_size, seed=0,
+                             overwrite=True, chunk_shape=tuple(min(b, 64) for b in block), show_progress=False)
         return {"axons": result.n_axons, "neurites": result.n_neurites}
     if stage == "predict":
         from axonseg.pipelines.segment.predict import PredictConfig, run_predict
@@ -87,7 +123,9 @@ def _run_stage(stage: str, spec: dict) -> dict:
     if stage == "skeletonize":
         from axonseg.pipelines.skeletonize import SkeletonizeConfig, run_skeletonize
 
-        out = run_skeletonize(run_dir, SkeletonizeConfig(block_shape=block), **common)
+        # its own shipped block (as `axonseg segment` runs it), unless --skeleton-block
+        config = SkeletonizeConfig(block_shape=tuple(spec["skeleton_block"])) if spec.get("skeleton_block") else SkeletonizeConfig()
+        out = run_skeletonize(run_dir, config, **common)
         return {"segments": out.n_segments}
     if stage == "export":
         from axonseg.pipelines.export import ExportConfig, run_export
@@ -98,7 +136,7 @@ def _run_stage(stage: str, spec: dict) -> dict:
 
     runner = {"fragments": fragments.run_fragments, "graph": graph.run_graph,
               "agglomerate": agglomerate.run_agglomerate, "relabel": relabel.run_relabel}[stage]
-    out = runner(run_dir, _segment_config(block), **common)
+    out = runner(run_dir, _segment_config(block, spec["volume"]), **common)
     keep = ("n_nodes", "n_edges", "read_seconds", "agglomerate_seconds", "threshold")
     return {"blocks": out.blocks, **{k: v for k, v in (out.details or {}).items() if k in keep}}
 
@@ -154,38 +192,31 @@ def _child(stage: str, spec: dict, queue) -> None:  # noqa: ANN001
 # ---------------------------------------------------------------- parent side
 
 def measure(context, stage: str, spec: dict) -> dict:  # noqa: ANN001
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(stage, spec, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    if "error" in result:
-        raise SystemExit(f"benchmark stage failed: {result['error']}")
-    return result
+    return run_measured(context, _child, stage, spec)
 
 
 def run_size(context, size: int, args: argparse.Namespace, workdir: Path, model: Path) -> dict:  # noqa: ANN001
-    spec = {"size": size, "block": list(args.block), "store": str(workdir / f"synth_{size}.zarr"),
+    spec = {"size": size, "block": list(args.block), "store": str(workdir / f"{args.volume}_{size}.zarr"),
             "run_dir": str(workdir / f"run_{size}"), "model": str(model), "scheduler": args.scheduler,
-            "tiny_model": args.quick and args.model is None}
+            "tiny_model": args.quick and args.model is None, "volume": args.volume, "skeleton_block": args.skeleton_block}
     reuse = STAGES[: STAGES.index(args.reuse_before)] if args.reuse_before else ()
 
     def stage_row(stage: str) -> dict:
         saved = workdir / f"stage_{size}_{stage}.json"
-        if stage in reuse or (stage == "synth" and reuse):
+        if stage in reuse or (stage == "source" and reuse):
             if not saved.exists():
                 raise SystemExit(f"--reuse-before {args.reuse_before}: {saved} is missing; run those stages first")
             return {**json.loads(saved.read_text()), "reused": True}
         return measure(context, stage, spec)
 
-    synth = stage_row("synth")
-    print(f"{size}^3: synthetic volume in {synth['seconds']:.1f} s ({synth['details']})", flush=True)
+    source = stage_row("source")
+    print(f"{size}^3: {args.volume} volume written in {source['seconds']:.1f} s ({source['details']})", flush=True)
     stages = {}
     for stage in args.stages:
         stages[stage] = stage_row(stage)
         row = stages[stage]
         note = "  (reused from an earlier run in --workdir)" if row.get("reused") else ""
-        print(f"  {size}^3 {stage:<12} {row['seconds']:8.1f} s  peak {row['peak_rss_mb']:7.0f} MB{note}", flush=True)
+        print(f"  {size}^3 {stage:<12} {row['seconds']:8.1f} s  peak {peak_mb(row):7.0f} MB{note}", flush=True)
     return {"spec": spec, "stages": stages}
 
 
@@ -197,18 +228,26 @@ def copy_affinities(run_dir: Path, target: Path) -> None:
                     ignore=lambda folder, names: [n for n in names if Path(folder) == source and n not in ("zarr.json", "affinities")])
 
 
+def peak_mb(row: dict) -> float:
+    """A stage's peak RSS: its own process's, or one of its worker processes' where larger (MB)."""
+    return max(row["peak_rss_mb"], row.get("children_peak_rss_mb", 0.0))
+
+
 def print_table(results: dict[int, dict]) -> None:
     print(f"\n{'size':>6} {'stage':<12} {'seconds':>9} {'Mvoxels/s':>10} {'peak RSS MB':>12} {'base MB':>8} {'CPU s':>8}")
     for size, result in results.items():
         for stage, row in result["stages"].items():
             print(f"{size:>5}^3 {stage:<12} {row['seconds']:9.1f} {size**3 / row['seconds'] / 1e6:10.3f} "
-                  f"{row['peak_rss_mb']:12.0f} {row['base_rss_mb']:8.0f} {row['cpu_seconds']:8.1f}")
+                  f"{peak_mb(row):12.0f} {row['base_rss_mb']:8.0f} {row['cpu_seconds']:8.1f}")
 
 
 def cores_used(stage: str, scheduler: str, cores: int) -> int:
     """Cores a stage keeps busy under ``scheduler`` on a machine of ``cores``."""
-    single = SINGLE_CORE + (SINGLE_CORE_ON_THREADS if scheduler == "threads" else ())
-    return 1 if stage in single else cores
+    from axonseg.blockwise.forkpool import can_fork
+
+    if stage in SINGLE_CORE or (stage == "skeletonize" and scheduler.startswith("threads") and not can_fork()):
+        return 1  # without the fork pool skeletonize traces one block at a time (kimimaro holds the GIL)
+    return cores
 
 
 def projection(stages: dict, voxels: int, cores: int, scheduler: str = "threads") -> tuple[float, float, list[str]]:
@@ -231,9 +270,18 @@ def projection(stages: dict, voxels: int, cores: int, scheduler: str = "threads"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="volume edge lengths, voxels")
-    parser.add_argument("--block", type=int, nargs=3, default=[128, 128, 128], help="block shape of every stage, voxels zyx")
-    parser.add_argument("--model", type=Path, default=None, help="model .pt at 30x8x8 nm; default: random weights")
+    parser.add_argument("--volume", choices=tuple(VOXEL_SIZES), default="synth",
+                        help="synth: axonseg synth at 30x8x8 nm; fib: crops of the FIB-SEM medulla at 10 nm (../shared)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="volume edge lengths, voxels (default: 256 512 for synth, 128 250 for fib)")
+    parser.add_argument("--block", type=int, nargs=3, default=[128, 128, 128],
+                        help="block shape of every stage but skeletonize, voxels zyx")
+    parser.add_argument("--skeleton-block", type=int, nargs=3, default=None,
+                        help="skeletonize's block shape (default: configs/skeletonize.yaml's, as axonseg segment runs it)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model .pt at the volume's voxel size; default: the shipped one (data/models)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="random weights of the default architecture instead of the shipped model")
     parser.add_argument("--scheduler", default="threads", help="scheduler of the stage runs")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temp folder, removed)")
     parser.add_argument("--quick", action="store_true", help="smoke run: sizes 32 48, block 48^3, a tiny random model")
@@ -245,8 +293,16 @@ def main() -> None:
                         help="stages to run, in pipeline order (each needs the ones before it)")
     args = parser.parse_args()
     if args.quick:
-        args.sizes, args.block = [32, 48], [48, 48, 48]
-    sizes = sorted(args.sizes)
+        args.sizes, args.block, args.random_weights = [32, 48], [48, 48, 48], args.model is None
+    sizes = sorted(args.sizes or ([128, FIB_MAX] if args.volume == "fib" else [256, 512]))
+    if args.volume == "fib":
+        sys.path.insert(0, str(REPO / "tests"))
+        from shared_data import FIB_PATH
+
+        if not FIB_PATH.exists():
+            parser.error(f"--volume fib: {FIB_PATH} is missing (set AXONSEG_SHARED_DATA)")
+        if sizes[-1] > FIB_MAX:
+            parser.error(f"--sizes: the FIB-SEM volume is {FIB_MAX}^3 voxels; got {sizes[-1]}")
     args.stages = [s for s in STAGES if s in args.stages]
     if not set(STAGES[:5]) <= set(args.stages):
         parser.error(f"--stages must include {', '.join(STAGES[:5])}: the memory and cost figures need them")
@@ -254,12 +310,22 @@ def main() -> None:
         parser.error("--reuse-before needs --workdir (the folder of the earlier run)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="axonseg_bench_pipeline_"))
     workdir.mkdir(parents=True, exist_ok=True)
+    voxel_size = VOXEL_SIZES[args.volume]
+    if args.model is None and not args.random_weights:
+        from axonseg.pipelines.segment.predict import default_model_path
+
+        args.model = default_model_path(voxel_size)
     model = args.model or workdir / "random_model.pt"
+    if args.model is None:
+        model.unlink(missing_ok=True)  # a random net is made afresh, of this run's voxel size
     cores = os.cpu_count() or 1
-    model_name = str(args.model) if args.model else (
-        "random weights, " + ("a tiny 2-level net (--quick)" if args.quick else "default ModelConfig architecture") + " at 30x8x8 nm")
-    print(f"model: {model_name}; block {args.block}; "
-          f"sizes {sizes}; scheduler {args.scheduler}; {cores} cores; workdir {workdir}", flush=True)
+    voxels_name = "x".join(f"{v:g}" for v in voxel_size)
+    model_name = (f"{args.model.relative_to(REPO) if args.model.is_relative_to(REPO) else args.model}" if args.model else
+                  "random weights, " + ("a tiny 2-level net (--quick)" if args.quick else "default ModelConfig architecture")
+                  + f" at {voxels_name} nm")
+    print(f"volume: {args.volume} ({voxels_name} nm); model: {model_name}; block {args.block}; skeletonize block "
+          f"{args.skeleton_block or 'default'}; sizes {sizes}; scheduler {args.scheduler}; {cores} cores; "
+          f"ISA {' '.join(isa_flags()) or '?'}; workdir {workdir}", flush=True)
 
     # stages fork from a server that has imported the libraries only, so each starts small and clean
     context = mp.get_context("forkserver")
@@ -269,7 +335,8 @@ def main() -> None:
     print_table(results)
 
     small, large = results[sizes[0]]["stages"], results[sizes[-1]]["stages"]
-    rss_ratios = {s: large[s]["peak_rss_mb"] / small[s]["peak_rss_mb"] for s in args.stages}
+    # skeletonize's fork-pool workers are its children: the larger of its own and a worker's peak
+    rss_ratios = {s: peak_mb(large[s]) / peak_mb(small[s]) for s in args.stages}
     rss_ratio = max(rss_ratios[s] for s in BLOCKWISE if s in rss_ratios)
     print(f"\npeak RSS {sizes[-1]}^3 / {sizes[0]}^3 per stage: "
           + ", ".join(f"{s} {r:.2f}" for s, r in rss_ratios.items()))
@@ -302,7 +369,7 @@ def main() -> None:
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     figures = {
-        "benchmark": "pipeline", "sizes": sizes, "block": list(args.block), "scheduler": args.scheduler,
+        "benchmark": "pipeline", "volume": args.volume, "voxel_size_nm": list(voxel_size), "isa": isa_flags(), "sizes": sizes, "block": list(args.block), "scheduler": args.scheduler,
         "model": model_name,
         "ratio": speed["speedup"] if speed else None,
         "ratio_peer": "the same fragments+graph+relabel stages (agglomerate untimed) on a 1-worker LocalCluster (local:1 vs local:2)",
@@ -311,7 +378,7 @@ def main() -> None:
         "rss_ratio_per_stage": rss_ratios,
         "agglomerate_bytes_per_edge": bytes_per_edge,
         "stages": {str(size): {stage: {"seconds": row["seconds"], "voxels_per_s": size**3 / row["seconds"],
-                                        "peak_rss_mb": row["peak_rss_mb"], "cpu_seconds": row["cpu_seconds"],
+                                        "peak_rss_mb": peak_mb(row), "cpu_seconds": row["cpu_seconds"],
                                         **{k: v for k, v in row["details"].items() if isinstance(v, (int, float, str))}}
                                 for stage, row in result["stages"].items()}
                    for size, result in results.items()},
