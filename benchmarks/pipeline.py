@@ -76,12 +76,11 @@ def _segment_config(block: tuple[int, int, int], volume: str = "synth"):  # noqa
     return load_segment_config(REPO / "configs" / name).model_copy(update={"block_shape": block})
 
 
-def _write_fib_crop(store: str, size: int, block: tuple[int, int, int]) -> dict:
-    """The FIB-SEM raw's first ``size``³ voxels as ``store/raw`` (10 nm, uint8)."""
+def _write_fib_crop(store: str, size: int) -> dict:
+    """The FIB-SEM raw's first ``size``³ voxels as ``store/raw`` (10 nm, uint8, 128³ chunks)."""
     import h5py
-    import numpy as np
 
-    from axonseg.io import create_multiscale, mark_complete, open_level, write_block
+    from axonseg.io import write_array
 
     sys.path.insert(0, str(REPO / "tests"))
     from shared_data import FIB_PATH
@@ -89,10 +88,7 @@ def _write_fib_crop(store: str, size: int, block: tuple[int, int, int]) -> dict:
     with h5py.File(FIB_PATH, "r") as f:
         raw = f["raw"][:size, :size, :size]
     shutil.rmtree(store, ignore_errors=True)
-    chunks = tuple(min(b, 64, size) for b in block)
-    create_multiscale(store, "raw", raw.shape, np.uint8, VOXEL_SIZES["fib"], (0.0, 0.0, 0.0), chunks)
-    write_block(open_level(store, "raw", 0), raw, (0, 0, 0))
-    mark_complete(store, "raw")
+    write_array(Path(store), "raw", raw, VOXEL_SIZES["fib"])
     return {"source": f"{FIB_PATH.name} raw[:{size}, :{size}, :{size}]"}
 
 
@@ -111,7 +107,7 @@ def _run_stage(stage: str, spec: dict) -> dict:
             shape = {"num_fmaps": 4, "downsample_factors": [(1, 2, 2)]} if spec["tiny_model"] else {}
             save_model(build_model(ModelConfig(voxel_size=voxel_size, **shape), seed=0), spec["model"])
         if spec["volume"] == "fib":
-            return _write_fib_crop(spec["store"], spec["size"], block)
+            return _write_fib_crop(spec["store"], spec["size"])
         result = write_synth(spec["store"], shape=(spec["size"],) * 3, voxel_size=voxel_size, seed=0,
                              overwrite=True, chunk_shape=tuple(min(b, 64) for b in block), show_progress=False)
         return {"axons": result.n_axons, "neurites": result.n_neurites}

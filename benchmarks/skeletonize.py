@@ -94,14 +94,10 @@ def cpu_seconds() -> float:
 def _write_run(run_dir: Path, labels) -> None:  # noqa: ANN001
     import numpy as np
 
-    from axonseg.io import create_multiscale, mark_complete, open_level, write_block
+    from axonseg.io import write_array
 
     shutil.rmtree(run_dir, ignore_errors=True)
-    store = run_dir / "volume.zarr"
-    chunks = tuple(min(128, s) for s in labels.shape)
-    create_multiscale(store, "segmentation", labels.shape, np.uint64, VOXEL_SIZE, (0.0, 0.0, 0.0), chunks)
-    write_block(open_level(store, "segmentation", 0), labels.astype(np.uint64), (0, 0, 0))
-    mark_complete(store, "segmentation")
+    write_array(run_dir / "volume.zarr", "segmentation", labels.astype(np.uint64), VOXEL_SIZE)
 
 
 def _prepare(spec: dict) -> dict:

@@ -296,6 +296,12 @@ class OneDnnAffinityNet(nn.Module):
             return logits
 
 
+def available() -> bool:
+    """Whether this torch has oneDNN and the fused convolution ops this module calls."""
+    ops = torch.ops.mkldnn
+    return torch.backends.mkldnn.is_available() and all(hasattr(ops, op) for op in ("_convolution_pointwise", "_convolution_pointwise_"))
+
+
 def onednn_network(model: AffinityNet) -> OneDnnAffinityNet | None:
     """The :class:`OneDnnAffinityNet` of ``model`` (on the CPU), or None where this torch has
     no oneDNN, the model has layers it does not fuse, or the fused ops fail.
@@ -306,7 +312,7 @@ def onednn_network(model: AffinityNet) -> OneDnnAffinityNet | None:
     concatenation and packed weights 0.69, this network 0.39 (upsampling folded: 72% of the
     FLOPs; reused buffers: 10k page faults instead of 170k).
     """
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")):
+    if not available():
         return None
     probe = torch.rand((1, model.config.in_channels) + shapes.valid_input_shape(model.config, (1, 1, 1)))
     try:

@@ -20,6 +20,7 @@ import torch
 from axonseg.errors import InputError
 from axonseg.model import shapes
 from axonseg.model.onednn import _FusedConv3d, onednn_network
+from axonseg.model.onednn import available as onednn_available
 from axonseg.model.unet import AffinityNet
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def _time_bf16(threads: int) -> list[float]:
 def _onednn_conv(conv: torch.nn.Module):
     """``conv`` (a valid 3D conv) as the fused oneDNN call of the float32 network, where there is one."""
     weight = getattr(conv, "weight", None)
-    if weight is None or not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")):
+    if weight is None or not onednn_available():
         return conv
     return _FusedConv3d(weight.detach(), None if conv.bias is None else conv.bias.detach(), relu=False)
 

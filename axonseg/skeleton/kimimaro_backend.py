@@ -79,13 +79,11 @@ def keep_owned_components(
         ``labels`` itself when nothing is dropped, else a copy (same dtype) without them.
     """
     components = cc3d.connected_components(labels, connectivity=26)
+    ids, counts = fastremap.unique(components, return_counts=True)
     drop = np.zeros(0, dtype=components.dtype)
     if write_slices is not None:
-        inside = fastremap.unique(components[tuple(write_slices)])
-        ids = fastremap.unique(components)
-        drop = np.setdiff1d(ids[ids != 0], inside)
+        drop = np.setdiff1d(ids[ids != 0], fastremap.unique(components[tuple(write_slices)]))
     if dust_threshold > 0:
-        ids, counts = fastremap.unique(components, return_counts=True)
         face_slices = [np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1], np.s_[:, :, 0], np.s_[:, :, -1]]
         faces = [components[sl].ravel() for sl, is_open in zip(face_slices, open_faces) if is_open]
         touching = fastremap.unique(np.concatenate(faces)) if faces else np.zeros(0, dtype=components.dtype)
