@@ -120,7 +120,11 @@ def _run_stage(stage: str, spec: dict) -> dict:
         from axonseg.pipelines.skeletonize import SkeletonizeConfig, run_skeletonize
 
         # its own shipped block (as `axonseg segment` runs it), unless --skeleton-block
-        config = SkeletonizeConfig(block_shape=tuple(spec["skeleton_block"])) if spec.get("skeleton_block") else SkeletonizeConfig()
+        # and full resolution, unless --skeleton-downsample
+        update = {"block_shape": tuple(spec["skeleton_block"])} if spec.get("skeleton_block") else {}
+        if spec.get("skeleton_downsample"):
+            update["downsample"] = tuple(spec["skeleton_downsample"])
+        config = SkeletonizeConfig.model_validate({**SkeletonizeConfig().model_dump(), **update})
         out = run_skeletonize(run_dir, config, **common)
         return {"segments": out.n_segments}
     if stage == "export":
@@ -194,7 +198,8 @@ def measure(context, stage: str, spec: dict) -> dict:  # noqa: ANN001
 def run_size(context, size: int, args: argparse.Namespace, workdir: Path, model: Path) -> dict:  # noqa: ANN001
     spec = {"size": size, "block": list(args.block), "store": str(workdir / f"{args.volume}_{size}.zarr"),
             "run_dir": str(workdir / f"run_{size}"), "model": str(model), "scheduler": args.scheduler,
-            "tiny_model": args.quick and args.model is None, "volume": args.volume, "skeleton_block": args.skeleton_block}
+            "tiny_model": args.quick and args.model is None, "volume": args.volume, "skeleton_block": args.skeleton_block,
+            "skeleton_downsample": args.skeleton_downsample}
     reuse = STAGES[: STAGES.index(args.reuse_before)] if args.reuse_before else ()
 
     def stage_row(stage: str) -> dict:
@@ -274,6 +279,9 @@ def main() -> None:
                         help="block shape of every stage but skeletonize, voxels zyx")
     parser.add_argument("--skeleton-block", type=int, nargs=3, default=None,
                         help="skeletonize's block shape (default: configs/skeletonize.yaml's, as axonseg segment runs it)")
+    parser.add_argument("--skeleton-downsample", type=int, nargs=3, default=None,
+                        help="skeletonize traces labels downsampled by this factor (zyx; the config's `downsample`, "
+                             "as igneous traces a coarser mip); default: full resolution")
     parser.add_argument("--model", type=Path, default=None,
                         help="model .pt at the volume's voxel size; default: the shipped one (data/models)")
     parser.add_argument("--random-weights", action="store_true",
@@ -320,7 +328,7 @@ def main() -> None:
                   "random weights, " + ("a tiny 2-level net (--quick)" if args.quick else "default ModelConfig architecture")
                   + f" at {voxels_name} nm")
     print(f"volume: {args.volume} ({voxels_name} nm); model: {model_name}; block {args.block}; skeletonize block "
-          f"{args.skeleton_block or 'default'}; sizes {sizes}; scheduler {args.scheduler}; {cores} cores; "
+          f"{args.skeleton_block or 'default'}, downsample {args.skeleton_downsample or [1, 1, 1]}; sizes {sizes}; scheduler {args.scheduler}; {cores} cores; "
           f"ISA {' '.join(isa_flags()) or '?'}; workdir {workdir}", flush=True)
 
     # stages fork from a server that has imported the libraries only, so each starts small and clean
@@ -366,7 +374,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     figures = {
         "benchmark": "pipeline", "volume": args.volume, "voxel_size_nm": list(voxel_size), "isa": isa_flags(), "sizes": sizes, "block": list(args.block), "scheduler": args.scheduler,
-        "model": model_name,
+        "model": model_name, "skeleton_downsample": args.skeleton_downsample or [1, 1, 1],
         "ratio": speed["speedup"] if speed else None,
         "ratio_peer": "the same fragments+graph+relabel stages (agglomerate untimed) on a 1-worker LocalCluster (local:1 vs local:2)",
         "local1_s": speed["local1_s"] if speed else None, "local2_s": speed["local2_s"] if speed else None,

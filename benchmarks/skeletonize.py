@@ -76,7 +76,9 @@ def _config(spec: dict):  # noqa: ANN202
         update["block_shape"] = tuple(spec["block"])
     if spec.get("context") is not None:
         update["context"] = tuple(spec["context"])
-    config = SkeletonizeConfig().model_copy(update=update)
+    if spec.get("downsample"):
+        update["downsample"] = tuple(spec["downsample"])
+    config = SkeletonizeConfig.model_validate({**SkeletonizeConfig().model_dump(), **update})
     if spec.get("parallel"):
         config = config.model_copy(update={"skeleton": config.skeleton.model_copy(update={"parallel": spec["parallel"]})})
     return config
@@ -274,6 +276,8 @@ def main() -> None:
     parser.add_argument("--crop", type=int, nargs=3, default=[250, 250, 250], help="crop of the FIB volume, voxels zyx")
     parser.add_argument("--block", type=int, nargs=3, default=None, help="our block shape (default: configs/skeletonize.yaml's)")
     parser.add_argument("--context", type=int, nargs=3, default=None, help="our context per side (default: the config's rule)")
+    parser.add_argument("--downsample", type=int, nargs=3, default=None, help="ours traces labels downsampled by "
+                        "this factor (zyx; the config's `downsample`); the peer stays at full resolution")
     parser.add_argument("--parallel", type=int, default=None, help="kimimaro's `parallel` for ours (default: the config's)")
     parser.add_argument("--scheduler", default="threads", help="our scheduler (default threads: one forked worker "
                         "process per core; local:N: N dask worker processes, whose CPU seconds are not counted)")
@@ -291,7 +295,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     flags = isa_flags()
     print(f"sets {args.sets}; crop {args.crop}; block {args.block or 'default'}; context {args.context or 'default'}; "
-          f"scheduler {args.scheduler}; parallel {args.parallel or 'default'}; "
+          f"downsample {args.downsample or [1, 1, 1]}; scheduler {args.scheduler}; parallel {args.parallel or 'default'}; "
           f"{os.cpu_count()} cores; ISA {' '.join(flags) or '?'}; load average {os.getloadavg()[0]:.1f}; "
           f"workdir {workdir}", flush=True)
     context = mp.get_context("forkserver")
@@ -299,7 +303,7 @@ def main() -> None:
     started = time.perf_counter()
     spec = {"workdir": str(workdir), "crop": args.crop, "sets": args.sets, "fib": str(FIB_PATH),
             "model_run": str(args.model_run) if args.model_run else None, "block": args.block,
-            "context": args.context, "peer_parallel": args.peer_parallel, "parallel": args.parallel,
+            "context": args.context, "downsample": args.downsample, "peer_parallel": args.peer_parallel, "parallel": args.parallel,
             "scheduler": args.scheduler}
     prepared = measure(context, "prepare", spec)["details"]
     for name in args.sets:
@@ -374,7 +378,7 @@ def main() -> None:
         "ratio": summary[worst]["ratio"], "ratio_set": worst,
         "cpu_ratio": min(figures["cpu_ratio"] for figures in summary.values()),
         "pooled_ratio": None if args.no_pooled_peer else min(figures["pooled_ratio"] for figures in summary.values()),
-        "scheduler": args.scheduler,
+        "scheduler": args.scheduler, "downsample": args.downsample or [1, 1, 1],
         "ratio_peer": "kimimaro.skeletonize on the whole volume (same TEASAR parameters, dust, parallel=1), not written",
         "isa": flags, "cores": os.cpu_count(), "load_average": os.getloadavg()[0],
         "per_set": summary, "total_seconds": time.perf_counter() - started,

@@ -19,6 +19,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -27,11 +29,13 @@ import numpy as np
 
 from axonseg.blockwise.block import Block, make_blocks
 from axonseg.io.border import Border, read_with_border
-from axonseg.blockwise.executor import parse_scheduler, run_blockwise
+from axonseg.blockwise.executor import one_thread_per_process, parse_scheduler, run_blockwise
+from axonseg.blockwise.forkpool import fork_pool, pool_workers
 from axonseg.blockwise.integrity import BlockOutputs, summarize
 from axonseg.blockwise.markers import DoneMarkers
 from axonseg.blockwise.pipelined import run_pipelined
 from axonseg.blockwise.roi import Roi
+from axonseg.errors import ConfigError, StageError
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +153,19 @@ class Stage:
             interrupted run with another config are dropped and the stage starts afresh,
             instead of refusing.
         setup: optional per-process set-up, called before the first block's read in every
-            process that runs blocks (this one, and each dask worker before its blocks), e.g.
+            process that runs blocks (this one, each dask worker before its blocks, and each
+            worker of a ``gil_bound`` stage's pool once), e.g.
             :func:`axonseg.blockwise.memory.return_large_allocations`. It must be cheap to
             call again (it runs before every block on a worker).
+        gil_bound: ``process`` holds the GIL (kimimaro's tracing, zmesh), so threads of one
+            process would take turns on it. On the threaded scheduler on Linux each block's
+            ``process`` then runs in one of N forked worker processes (N: the scheduler's
+            threads; a bare ``threads``: every available core,
+            :func:`axonseg.blockwise.forkpool.pool_workers`) while the threads read, write and
+            mark the blocks as before; ``data`` and the result travel by pickle, so a reader
+            that shrinks the block first (``border="clip"`` lets it return any value) sends
+            less. Elsewhere ``process`` runs where the block does, and a bare ``threads``
+            becomes ``threads:1`` (a second thread would add memory, not speed).
     """
 
     name: str
@@ -170,6 +184,11 @@ class Stage:
     batch_size: int = 1
     cache: bool = False
     setup: Callable[[], Any] | None = None
+    gil_bound: bool = False
+
+    def __post_init__(self) -> None:
+        if self.gil_bound and self.process_batch is not None:
+            raise ConfigError(f"stage {self.name}: gil_bound runs `process` in worker processes; it has no batch form")
 
     @property
     def config_hash(self) -> str:
@@ -230,10 +249,35 @@ def _reader(stage: Stage) -> Callable[[Block], BlockData]:
     return read
 
 
-def _block_job(stage: Stage) -> Callable[[Block], None]:
-    """Read a block's inputs, run ``process`` and write its result (picklable for dask)."""
+#: ``process`` of the gil_bound stages now running, by key: set before the pool forks, so every
+#: worker inherits it and a task names it instead of pickling a closure.
+_GIL_BOUND: dict[str, ProcessFn] = {}
+
+
+def _process_registered(key: str, data: BlockData) -> Any:
+    return _GIL_BOUND[key](data)
+
+
+def _in_worker(pool: Executor, key: str, stage_name: str) -> ProcessFn:
+    """``process`` as a task in ``pool``: the calling thread waits for it without the GIL."""
+
+    def process(data: BlockData) -> Any:
+        try:
+            return pool.submit(_process_registered, key, data).result()
+        except BrokenProcessPool:
+            raise StageError(
+                f"{stage_name}: a worker process died while processing block {data.block.block_id} (killed, perhaps "
+                "out of memory); re-run the same command to resume, with --scheduler threads:N for fewer blocks at once"
+            ) from None
+
+    return process
+
+
+def _block_job(stage: Stage, process: ProcessFn | None = None) -> Callable[[Block], None]:
+    """Read a block's inputs, run ``process`` (default: the stage's) and write its result
+    (picklable for dask)."""
     output, skip_empty, read, setup = stage.output, stage.skip_empty, _reader(stage), stage.setup
-    process = stage.process
+    process = process or stage.process
     if process is None:
         batch = stage.process_batch
         process = lambda data: batch([data])[0]  # noqa: E731
@@ -294,6 +338,27 @@ def remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
+def _run_blocks(stage: Stage, blocks: list[Block], markers: DoneMarkers, scheduler: str, show_progress: bool):  # noqa: ANN202
+    """Run the blocks on ``scheduler``; a ``gil_bound`` stage's ``process`` in a fork pool."""
+    workers = pool_workers(scheduler) if stage.gil_bound else 0
+    key = f"{stage.name}:{id(stage)}"
+    if workers > 1:
+        _GIL_BOUND[key] = stage.process
+    try:
+        # forked here, before the scheduler starts its threads
+        with fork_pool(workers, initializer=stage.setup) as pool:
+            if pool is not None:
+                job = _block_job(stage, _in_worker(pool, key, stage.name))
+            else:
+                job = _block_job(stage)
+                if stage.gil_bound:
+                    scheduler = one_thread_per_process(scheduler)
+            return run_blockwise(blocks, job, description=stage.name, markers=markers, scheduler=scheduler,
+                                 show_progress=show_progress)
+    finally:
+        _GIL_BOUND.pop(key, None)
+
+
 def run_stage(
     stage: Stage,
     run_dir: str | Path | None,
@@ -351,8 +416,7 @@ def run_stage(
         summary = run_pipelined(blocks, _reader(stage), stage.process_batch, stage.output.write, markers=markers,
                                 batch_size=stage.batch_size, description=stage.name, show_progress=show_progress)
     else:
-        summary = run_blockwise(blocks, _block_job(stage), description=stage.name, markers=markers,
-                                scheduler=scheduler, show_progress=show_progress)
+        summary = _run_blocks(stage, blocks, markers, scheduler, show_progress)
     stage.output.complete(config_hash, stage.config, dict(details or {}, blocks=len(blocks)))
     markers.clear()
     remove_if_empty(run_dir / "blocks")

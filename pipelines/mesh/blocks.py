@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from axonseg.blockwise import Roi, one_thread_per_process
+from axonseg.blockwise import Roi
 from axonseg.blockwise.memory import return_large_allocations
 from axonseg.blockwise.outputs import BlockFiles
 from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
@@ -134,8 +134,9 @@ def mesh_blocks(
         run_dir: the folder whose ``blocks/`` holds the done markers (resume).
         config: everything the pieces depend on (keys the markers).
         name: the stage's name (markers, progress bar, log).
-        scheduler: dask scheduler spec; a bare ``threads`` runs one block at a time (zmesh holds
-            the GIL, so a second thread would add memory, not speed).
+        scheduler: dask scheduler spec; on Linux ``threads[:N]`` meshes N blocks at once in
+            forked worker processes (zmesh holds the GIL; a bare ``threads``: one per available
+            core; :attr:`axonseg.blockwise.stage.Stage.gil_bound`), ``synchronous`` one at a time.
         restart: drop the markers of an interrupted run with another config.
         show_progress: draw a progress bar.
 
@@ -155,7 +156,8 @@ def mesh_blocks(
         inputs={"labels": Input(read_labels, shape)},
         output=BlockFiles(Path(work_dir), PATTERNS, save_block_pieces),
         process=process, config=config, context=((0, 0, 0), (1, 1, 1)), border="clip", skip_empty=True,
-        scheduler_for=one_thread_per_process, setup=return_large_allocations,
+        # zmesh holds the GIL: on threads[:N] each block is meshed in one of N forked processes
+        gil_bound=True, setup=return_large_allocations,
     )
     run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     return [block.block_id for block in stage.blocks()]

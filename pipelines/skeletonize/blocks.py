@@ -10,18 +10,17 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from axonseg.blockwise import Roi, one_thread_per_process, parse_scheduler
+from axonseg.blockwise import Roi, parse_scheduler
 from axonseg.blockwise.outputs import BlockFiles
 from axonseg.blockwise.stage import BlockData, Input, Stage, run_stage
-from axonseg.blockwise.forkpool import fork_pool, pool_workers
 from axonseg.blockwise.memory import return_large_allocations
-from axonseg.errors import StageError
+from axonseg.errors import InputError, StageError
+from axonseg.io.pyramid import downsample as downsample_block
 from axonseg.io.synapse_tables import write_table
 from axonseg.skeleton import AxonGraph, SkeletonParams, compact_labels, default_context, skeletonize_block
 from axonseg.skeleton import SkeletonStore, SkeletonTableWriter, from_tables, to_swc, to_tables
@@ -77,33 +76,40 @@ def block_graphs_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame) -> dict[i
     return graphs
 
 
-def block_scheduler(params: SkeletonParams, pooled: bool) -> Callable[[str], str]:
-    """The scheduler the blocks run on, from the one the user gave.
-
-    kimimaro holds the GIL, so threads of one process take turns. With a fork pool
-    (:func:`axonseg.blockwise.forkpool.pool_workers`, the threaded default on Linux) every
-    thread hands its block's tracing to a worker process, so the threads run in parallel.
-    Without one, a bare ``threads`` becomes ``threads:1``
-    (:func:`axonseg.blockwise.one_thread_per_process`); ``local:N`` or a cluster runs blocks
-    in parallel in their own worker processes. With kimimaro's own pool (``params.parallel >
-    1``) and no fork pool, the in-process schedulers run the blocks in the main thread
-    (``synchronous``): that pool installs signal handlers, which Python allows only there (on a
-    dask thread it failed with "signal only works in main thread").
-    """
+def kimimaro_pool_scheduler(params: SkeletonParams) -> Callable[[str], str] | None:
+    """With kimimaro's own pool (``params.parallel > 1``) the in-process schedulers run the blocks
+    in the main thread (``synchronous``): that pool installs signal handlers, which Python allows
+    only there (on a dask thread it failed with "signal only works in main thread"); ``local:N``
+    and clusters keep their worker processes. None without kimimaro's pool."""
+    if params.parallel <= 1:
+        return None
 
     def choose(scheduler: str) -> str:
-        if pooled:
-            return scheduler
-        if params.parallel > 1 and parse_scheduler(scheduler)[0] in ("threads", "synchronous"):
-            return "synchronous"
-        return one_thread_per_process(scheduler)
+        return "synchronous" if parse_scheduler(scheduler)[0] in ("threads", "synchronous") else scheduler
 
     return choose
 
 
-def _skeletonize_compact(labels: np.ndarray, voxel: tuple[float, ...], block_offset: np.ndarray, params: SkeletonParams,
-                         write_slices: tuple[slice, ...], segment_ids: np.ndarray) -> dict[int, AxonGraph]:
-    return skeletonize_block(labels, voxel, block_offset, params, write_slices=write_slices, segment_ids=segment_ids)
+def coarse_params(params: SkeletonParams, factor: Sequence[int]) -> SkeletonParams:
+    """``params`` for labels downsampled by ``factor``: the dust threshold (voxels) scaled to the
+    coarse voxels; the TEASAR lengths are nm and stay."""
+    cells = int(np.prod(factor))
+    return params if cells == 1 else params.model_copy(update={"dust_threshold": -(-params.dust_threshold // cells)})
+
+
+def check_downsample(factor: Sequence[int], block_shape: Sequence[int]) -> tuple[int, int, int]:
+    """The downsampling factor (zyx) as a triple, checked against the block shape.
+
+    Raises:
+        InputError: a factor below 1, or a block shape that is not a multiple of the factor
+            (the coarse voxels of neighbouring blocks must tile the same grid).
+    """
+    triple = tuple(int(f) for f in factor)
+    if len(triple) != 3 or min(triple) < 1:
+        raise InputError(f"downsample={list(factor)}: expected three integers >= 1 (z y x)")
+    if any(b % f for b, f in zip(block_shape, triple)):
+        raise InputError(f"block_shape={list(block_shape)}: expected a multiple of downsample={list(triple)} per axis")
+    return triple  # type: ignore[return-value]
 
 
 def _save_graphs(folder: Path, block_id: str, graphs: dict[int, AxonGraph]) -> None:
@@ -127,6 +133,7 @@ def skeletonize_blocks(
     restart: bool = False,
     cache: bool = False,
     show_progress: bool = True,
+    downsample: Sequence[int] = (1, 1, 1),
 ) -> list[str]:
     """Skeletonize every block of a label volume and store each block's pieces in ``work_dir``.
 
@@ -145,60 +152,70 @@ def skeletonize_blocks(
         work_dir: folder for the per-block parquet files (created).
         run_dir: the folder whose ``blocks/`` holds the done markers (resume).
         config: everything the pieces depend on (keys the markers).
-        context: voxels of context per side (zyx); None: :func:`default_context`.
+        context: voxels of context per side (zyx, full-resolution voxels, rounded up to a
+            multiple of ``downsample``); None: :func:`default_context` of the traced voxels.
         name: the stage's name (markers, progress bar, log).
         scheduler: dask scheduler spec (see :func:`axonseg.blockwise.parse_scheduler`). On Linux
             ``threads[:N]`` traces N blocks at once in forked worker processes (a bare
             ``threads``: one per available core; :mod:`axonseg.blockwise.forkpool`);
             ``synchronous`` one at a time in this process; ``local:N`` N at once in dask's
-            worker processes (:func:`block_scheduler`).
+            worker processes (:attr:`axonseg.blockwise.stage.Stage.gil_bound`).
         restart: drop the markers of an interrupted run with another config.
         cache: the pieces are only a cache (ground-truth skeletons): another config's markers
             are dropped instead of refused.
         show_progress: draw a progress bar.
+        downsample: trace labels downsampled by this factor (zyx; the most frequent label of
+            each window, :func:`axonseg.io.pyramid.downsample`), as igneous skeletonizes a
+            coarser mip: ``(2, 2, 2)`` traces 8x fewer voxels. Nodes sit at the coarse voxels'
+            centres in the same world nm; the dust threshold is scaled to the coarse voxels.
+            ``block_shape`` must be a multiple of it.
 
     Returns:
         The block ids, in block order; :func:`axonseg.pipelines.skeletonize.join.join_to_disk`
         joins their pieces a batch of segments at a time.
     """
+    factor = check_downsample(downsample, block_shape)
     voxel = np.asarray(voxel_size, dtype=np.float64)
+    traced_voxel = voxel * np.asarray(factor)
     origin = np.asarray(offset_nm, dtype=np.float64)
-    context = tuple(context) if context is not None else default_context(tuple(voxel), params)
+    traced_params = coarse_params(params, factor)
+    coarse_context = default_context(tuple(traced_voxel), params) if context is None else [
+        -(-int(c) // f) for c, f in zip(context, factor)]
+    # whole coarse voxels of context, so every read starts on the coarse grid (blocks start on it)
+    context = tuple(int(c) * f for c, f in zip(coarse_context, factor))
+    coarse = factor != (1, 1, 1)
 
-    # kimimaro's own pool cannot run inside a pool worker (daemonic processes have no children)
-    workers = pool_workers(scheduler) if params.parallel <= 1 else 0
-    with fork_pool(workers, initializer=return_large_allocations) as pool:
+    def read_compact(roi: Roi) -> tuple[np.ndarray, np.ndarray]:
+        # In the reading thread: the uint64 read becomes compact ids (uint16 for < 65k segments)
+        # at once, so only the small copy stays alive, and only it travels to a worker process.
+        # The read starts on the coarse grid; a partial window at the far face repeats its edge.
+        labels = read_labels(roi)
+        return compact_labels(downsample_block(labels, factor, "mode") if coarse else labels)
 
-        def process(data: BlockData) -> dict[int, AxonGraph]:
-            # The read's uint64 block is copied into compact ids and dropped at once: only the
-            # small copy (uint16 for < 65k segments) stays alive while kimimaro runs.
-            labels, segment_ids = compact_labels(data.arrays.pop("labels"))
-            block_offset = origin + np.asarray(data.read_roi.offset) * voxel
-            task = (labels, tuple(voxel), block_offset, params, tuple(data.write_slices), segment_ids)
-            if pool is None:
-                return _skeletonize_compact(*task)
-            try:
-                return pool.submit(_skeletonize_compact, *task).result()  # the thread waits without the GIL
-            except BrokenProcessPool:
-                raise StageError(
-                    f"{name}: a worker process died while tracing block {data.block.block_id} (killed, perhaps out of "
-                    "memory); re-run the same command to resume, with --scheduler threads:N for fewer blocks at once"
-                ) from None
+    def process(data: BlockData) -> dict[int, AxonGraph]:
+        labels, segment_ids = data.arrays.pop("labels")
+        write_slices = tuple(data.write_slices)
+        if coarse:
+            write_slices = tuple(slice(w.start // f, -(-w.stop // f)) for w, f in zip(write_slices, factor))
+        # the read's corner; coarse voxel j's centre lies at (j + 0.5) coarse voxels from it
+        block_offset = origin + np.asarray(data.read_roi.offset) * voxel
+        return skeletonize_block(labels, tuple(traced_voxel), block_offset, traced_params, write_slices=write_slices,
+                                 segment_ids=segment_ids)
 
-        stage = Stage(
-            name=name, volume_shape=tuple(shape), block_shape=tuple(block_shape),
-            inputs={"labels": Input(read_labels, tuple(shape))},
-            output=BlockFiles(Path(work_dir), ("{block_id}.nodes.parquet", "{block_id}.edges.parquet"), _save_graphs),
-            process=process, config=config, context=(context, context), border="clip", cache=cache,
-            # kimimaro holds the GIL: a second block in flight needs a second process, not a thread
-            scheduler_for=block_scheduler(params, pooled=pool is not None),
-            # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
-            # resident in the thread's arena. Set before the first read in each process (set after
-            # it, glibc's threshold has already grown past the read's size). The pool's workers
-            # set it in their initializer.
-            setup=return_large_allocations,
-        )
-        run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
+    stage = Stage(
+        name=name, volume_shape=tuple(shape), block_shape=tuple(block_shape),
+        inputs={"labels": Input(read_compact, tuple(shape))},
+        output=BlockFiles(Path(work_dir), ("{block_id}.nodes.parquet", "{block_id}.edges.parquet"), _save_graphs),
+        process=process, config=config, context=(context, context), border="clip", cache=cache,
+        # kimimaro holds the GIL: a second block in flight needs a second process, not a thread.
+        # Its own pool cannot run inside a pool worker (daemonic processes have no children).
+        gil_bound=params.parallel <= 1, scheduler_for=kimimaro_pool_scheduler(params),
+        # kimimaro frees many 4-32 MB arrays per block; with glibc's dynamic threshold they stay
+        # resident in the thread's arena. Set before the first read in each process (set after
+        # it, glibc's threshold has already grown past the read's size), and in each pool worker.
+        setup=return_large_allocations,
+    )
+    run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     return [block.block_id for block in stage.blocks()]
 
 

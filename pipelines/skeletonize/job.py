@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from axonseg.blockwise import Roi
 from axonseg.config import IntTriple, ShapeTriple, StrictModel, config_hash, load_config, save_resolved
@@ -45,8 +45,19 @@ class SkeletonizeConfig(StrictModel):
     join_batch_nodes: int = Field(
         100_000, ge=1000, description="skeleton nodes joined at once (bounds the join's memory rather than the volume)"
     )
+    downsample: ShapeTriple = Field(
+        (1, 1, 1), description="trace the labels downsampled by this factor (z, y, x; most frequent label per window), "
+        "as igneous skeletonizes a coarser mip: (2, 2, 2) traces 8x fewer voxels for about 11x less CPU, and the "
+        "skeletons come out 7% shorter on the FIB-SEM ground truth (docs/teravoxel.md); block_shape must be a multiple"
+    )
     skeleton: SkeletonParams = Field(default_factory=SkeletonParams, description="kimimaro / TEASAR settings")
 
+    @model_validator(mode="after")
+    def _blocks_on_coarse_grid(self) -> SkeletonizeConfig:
+        if any(b % f for b, f in zip(self.block_shape, self.downsample)):
+            raise ValueError(f"block_shape {list(self.block_shape)} must be a multiple of downsample "
+                             f"{list(self.downsample)} per axis")
+        return self
 
     @field_validator("context")
     @classmethod
@@ -125,9 +136,10 @@ def run_skeletonize(
     block_ids = skeletonize_blocks(
         read_labels, volume.spatial_shape, volume.voxel_size, volume.offset, config.skeleton,
         config.block_shape, skeleton_dir / "blocks", run_dir, marker_config, context=config.context, restart=restart,
-        name=STAGE, scheduler=scheduler, show_progress=show_progress,
+        name=STAGE, scheduler=scheduler, show_progress=show_progress, downsample=config.downsample,
     )
-    attach, bridge = join_distances(volume.voxel_size, config.attach_distance_nm, config.bridge_distance_nm)
+    traced_voxel = [v * f for v, f in zip(volume.voxel_size, config.downsample)]
+    attach, bridge = join_distances(traced_voxel, config.attach_distance_nm, config.bridge_distance_nm)
     joined = join_to_disk(skeleton_dir / "blocks", block_ids, skeleton_dir, attach, bridge, swc=config.write_swc,
                           batch_nodes=config.join_batch_nodes)
     save_resolved(resolved, skeleton_dir / "config.yaml", job=STAGE)

@@ -205,3 +205,68 @@ def test_setup_runs_before_the_first_read_of_every_block(tmp_path):
     assert _total(tmp_path) == int(volume.sum())
     assert events[0] == "setup" and events.count("read") == 8
     assert all(events[i - 1] == "setup" for i, e in enumerate(events) if e == "read")
+
+
+def _pid_stage(tmp_path: Path, volume: np.ndarray, process, **kwargs) -> Stage:  # noqa: ANN001
+    def save(path: Path, block_id: str, result: tuple[int, int]) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"{block_id}.txt").write_text(f"{result[0]} {result[1]}")
+
+    return Stage(name="pid", volume_shape=volume.shape, block_shape=(4, 4, 4),
+                 inputs={"v": Input(lambda roi: volume[roi.to_slices()], volume.shape)},
+                 output=BlockFiles(tmp_path / "pieces", ("{block_id}.txt",), save), process=process,
+                 config={"k": 1}, **kwargs)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the fork pool is Linux-only")
+def test_gil_bound_process_runs_in_forked_workers_and_a_dead_worker_is_one_error(tmp_path):
+    """A ``gil_bound`` stage's ``process`` (a closure: nothing pickles it) runs in forked worker
+    processes on ``threads:N``, in this process on ``synchronous``; the results are the same,
+    and a worker killed mid-block is one StageError naming the stage and block, after which
+    the same call resumes."""
+    import os
+
+    volume = np.random.default_rng(3).integers(0, 9, (8, 8, 12))
+    offset = 1000  # a closure's captured value must reach the workers
+
+    def process(data: BlockData) -> tuple[int, int]:
+        return os.getpid(), int(data["v"].sum()) + offset
+
+    def pids_and_total(folder: Path) -> tuple[set[int], int]:
+        rows = [tuple(map(int, f.read_text().split())) for f in folder.glob("*.txt")]
+        return {pid for pid, _ in rows}, sum(total - offset for _, total in rows)
+
+    run_stage(_pid_stage(tmp_path / "t", volume, process, gil_bound=True), tmp_path / "t", scheduler="threads:2",
+              show_progress=False)
+    pids, total = pids_and_total(tmp_path / "t" / "pieces")
+    assert total == int(volume.sum()) and os.getpid() not in pids and len(pids) >= 1
+    run_stage(_pid_stage(tmp_path / "s", volume, process, gil_bound=True), tmp_path / "s", scheduler="synchronous",
+              show_progress=False)
+    assert pids_and_total(tmp_path / "s" / "pieces") == ({os.getpid()}, int(volume.sum()))
+
+    parent = os.getpid()
+
+    def dying(data: BlockData) -> tuple[int, int]:
+        if os.getpid() != parent and data.block.index == (1, 1, 2):
+            os._exit(9)  # as the OOM killer would
+        return process(data)
+
+    with pytest.raises(StageError, match=r"pid: a worker process died while processing block .*re-run the same command"):
+        run_stage(_pid_stage(tmp_path / "d", volume, dying, gil_bound=True), tmp_path / "d", scheduler="threads:2",
+                  show_progress=False)
+    run_stage(_pid_stage(tmp_path / "d", volume, process, gil_bound=True), tmp_path / "d", scheduler="threads:2",
+              show_progress=False)
+    assert pids_and_total(tmp_path / "d" / "pieces")[1] == int(volume.sum())
+
+
+def test_gil_bound_without_a_pool_runs_one_block_at_a_time():
+    from axonseg.blockwise import one_thread_per_process
+    from axonseg.errors import ConfigError
+
+    # without a fork pool a GIL-bound block would only take turns with the other threads
+    assert one_thread_per_process("threads") == "threads:1"
+    for spec in ("threads:2", "local:2", "synchronous", "tcp://h:1"):
+        assert one_thread_per_process(spec) == spec
+    with pytest.raises(ConfigError, match="gil_bound"):
+        Stage(name="x", volume_shape=(4, 4, 4), block_shape=(4, 4, 4), inputs={}, output=None, process=None,
+              config={}, process_batch=lambda items: items, gil_bound=True)

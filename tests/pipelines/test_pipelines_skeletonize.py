@@ -77,6 +77,41 @@ def test_tube_through_blocks_is_one_connected_skeleton(tube_run):
     assert not (run / "skeletons" / "blocks").exists() and not (run / "blocks").exists()
 
 
+def test_downsampled_tracing_follows_the_tube_on_the_coarse_grid(tube_run):
+    """``downsample`` traces the labels at a coarser level (as igneous traces a mip): the tube is
+    still one skeleton of about its length, inside the tube, with nodes at the centres of the
+    coarse (30x16x16 nm) voxels, and fewer nodes than at full resolution."""
+    run, labels, axis_nm = tube_run
+    full = run_skeletonize(run, SkeletonizeConfig(block_shape=(8, 32, 32), skeleton=SMALL), show_progress=False)
+    full_nodes = read_run_skeletons(run)[7].n_nodes
+    config = SkeletonizeConfig(block_shape=(8, 32, 32), downsample=(1, 2, 2), skeleton=SMALL)
+    result = run_skeletonize(run, config, show_progress=False)
+    assert result.n_segments == full.n_segments == 2
+    tube = read_run_skeletons(run)[7]
+    assert nx.number_connected_components(tube.to_networkx()) == 1
+    assert axis_nm * 0.95 < tube.path_length_nm < (axis_nm + 80.0) * 1.3
+    assert tube.n_nodes < 0.75 * full_nodes
+    fine = (tube.nodes_nm - np.array([300.0, 80.0, 0.0])) / np.asarray(VOXEL)  # in full-resolution voxels
+    # coarse voxel j spans fine voxels 2j and 2j + 1: its centre is fine position 2j + 1 (y and x)
+    np.testing.assert_allclose(fine[:, 1:] % 2, 1.0, atol=1e-6)
+    np.testing.assert_allclose(fine[:, 0] % 1, 0.5, atol=1e-6)
+    # every node's coarse window (1x2x2 full-resolution voxels) holds the tube
+    z, y, x = np.floor(fine[:, 0]).astype(int), np.rint(fine[:, 1] - 1).astype(int), np.rint(fine[:, 2] - 1).astype(int)
+    window = [labels[z, y + dy, x + dx] for dy in (0, 1) for dx in (0, 1)]
+    assert np.all(np.any(np.stack(window) == 7, axis=0))
+
+
+def test_downsample_must_tile_the_blocks():
+    with pytest.raises(ValueError, match=r"block_shape \[8, 31, 32\] must be a multiple of downsample \[1, 2, 2\]"):
+        SkeletonizeConfig(block_shape=(8, 31, 32), downsample=(1, 2, 2))
+    with pytest.raises(ValueError, match="downsample"):
+        SkeletonizeConfig(downsample=(0, 2, 2))
+    from axonseg.pipelines.skeletonize.blocks import coarse_params
+
+    assert coarse_params(SkeletonParams(dust_threshold=100), (2, 2, 2)).dust_threshold == 13  # voxels, rounded up
+    assert coarse_params(SkeletonParams(dust_threshold=100), (1, 1, 1)).dust_threshold == 100
+
+
 def test_result_does_not_depend_on_block_shape(tube_run):
     run, _, _ = tube_run
     # Tube 9 runs along a y face and a z face of the (10, 40, 24) blocks. The default context is
@@ -278,29 +313,20 @@ def test_a_worker_that_dies_is_one_error_and_the_run_resumes(tube_run, monkeypat
 
     config = SkeletonizeConfig(block_shape=(8, 32, 32), skeleton=SMALL)
     monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", dying)
-    with pytest.raises(StageError, match=r"skeletonize: a worker process died while tracing block .*re-run the same command"):
+    with pytest.raises(StageError, match=r"skeletonize: a worker process died while processing block .*re-run the same command"):
         run_skeletonize(run, config, scheduler="threads:2", restart=True, show_progress=False)
     monkeypatch.setitem(skeletonize_module.skeletonize_blocks.__globals__, "skeletonize_block", real)
     assert run_skeletonize(run, config, scheduler="threads:2", show_progress=False).n_segments == 2
 
 
-def test_block_scheduler_keeps_kimimaros_pool_in_the_main_thread():
-    from axonseg.blockwise import one_thread_per_process
-    from axonseg.pipelines.skeletonize.blocks import block_scheduler
+def test_kimimaros_own_pool_keeps_the_blocks_in_the_main_thread():
+    from axonseg.pipelines.skeletonize.blocks import kimimaro_pool_scheduler
 
-    one = SkeletonParams()
-    # with the fork pool the threads only wait on their workers: the user's scheduler is kept
-    for spec in ("threads", "threads:2", "synchronous"):
-        assert block_scheduler(one, pooled=True)(spec) == spec
-    # without it kimimaro holds the GIL: a bare `threads` is one block at a time; what the user spelled out is kept
-    assert block_scheduler(one, pooled=False)("threads") == "threads:1"
-    for spec in ("threads:2", "local:4", "synchronous", "tcp://host:8786"):
-        assert block_scheduler(one, pooled=False)(spec) == spec
-    assert one_thread_per_process("local:2") == "local:2" and one_thread_per_process("tcp://h:1") == "tcp://h:1"
+    assert kimimaro_pool_scheduler(SkeletonParams()) is None  # parallel=1: the stage's fork pool (gil_bound)
     # kimimaro's own pool installs signal handlers, which only the main thread may do
-    pool = SkeletonParams(parallel=2)
-    assert block_scheduler(pool, pooled=False)("threads") == block_scheduler(pool, pooled=False)("threads:2") == "synchronous"
-    assert block_scheduler(pool, pooled=False)("local:2") == "local:2"
+    choose = kimimaro_pool_scheduler(SkeletonParams(parallel=2))
+    assert choose("threads") == choose("threads:2") == choose("synchronous") == "synchronous"
+    assert choose("local:2") == "local:2" and choose("tcp://h:1") == "tcp://h:1"
 
 
 def test_kimimaro_pool_runs_on_the_default_scheduler(tube_run):
