@@ -154,3 +154,32 @@ def test_flood_joins_every_lonely_membrane_voxel_to_a_neighbour(make_affinities)
     assert n_flooded == 2 and flooded.all()  # every sheet voxel joined one of the two cubes
     np.testing.assert_array_equal(np.unique(flooded[:, :, :10]).size + np.unique(flooded[:, :, 11:]).size, 2)
     assert np.unique(flooded[:, :, :10]) != np.unique(flooded[:, :, 11:])  # the cubes stay apart
+
+
+def test_best_neighbours_matches_a_brute_force_mean_with_ties_to_the_smaller_id():
+    """min_size's kernel: per small fragment, the neighbour with the highest mean face affinity
+    over all faces they share (both orientations), ties to the smaller id, -1 when none."""
+    from axonseg.segment._small_kernel import best_neighbours
+
+    rng = np.random.default_rng(7)
+    n_ids = 40
+    here = rng.integers(1, n_ids - 1, 600)  # id n_ids - 1 has no faces
+    there = rng.integers(1, n_ids - 1, 600)
+    keep = here != there
+    here, there = here[keep], there[keep]
+    values = rng.integers(0, 4, len(here)).astype(np.float64)  # few levels: many exact ties
+    small = rng.random(n_ids) < 0.5
+    small[0], small[n_ids - 1] = False, True
+    got = best_neighbours(here, there, values, small)
+    faces: dict[int, dict[int, list[float]]] = {}
+    for a, b, v in zip(here.tolist(), there.tolist(), values.tolist()):
+        faces.setdefault(a, {}).setdefault(b, []).append(v)
+        faces.setdefault(b, {}).setdefault(a, []).append(v)
+    for fragment in range(n_ids):
+        if not small[fragment] or fragment not in faces:
+            assert got[fragment] == -1
+            continue
+        means = {other: sum(vs) / len(vs) for other, vs in faces[fragment].items()}
+        best = max(means.values())
+        assert got[fragment] == min(other for other, mean in means.items() if mean == best)
+    assert got[n_ids - 1] == -1  # small, but no faces
