@@ -114,28 +114,64 @@ def _model_config(path: Path) -> ModelConfig | None:
         return None
 
 
+#: Lists the folders of ``MODELS_DIR`` that are defaults (one per voxel size).
+DEFAULTS_FILE = "defaults.yaml"
+
+
+def _listed_defaults(models_dir: Path) -> list[str] | None:
+    """The folder names ``models_dir/defaults.yaml`` lists, or None without that file."""
+    path = models_dir / DEFAULTS_FILE
+    if not path.exists():
+        return None
+    import yaml
+
+    try:
+        listed = (yaml.safe_load(path.read_text()) or {}).get("defaults")
+    except (yaml.YAMLError, AttributeError) as err:
+        raise StageError(f"{path}: expected a mapping with a `defaults` list of model folders ({err})") from None
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise StageError(f"{path}: `defaults` must be a list of model folder names")
+    return listed
+
+
 def default_model_path(voxel_size: Sequence[float], models_dir: Path | None = None) -> Path:
-    """The shipped model (``data/models/*/model.pt``) trained at ``voxel_size`` (nm, zyx).
+    """The default model (``data/models/*/model.pt``) trained at ``voxel_size`` (nm, zyx).
+
+    Where ``models_dir/defaults.yaml`` exists, only the folders it lists are defaults, so a
+    model still in training beside them (``fib_v4``) is never picked by its folder name's
+    order. Without that file, the one model at the voxel size is picked.
 
     Raises:
-        StageError: no model is shipped, or none matches the voxel size (the message lists them).
+        StageError: no model is shipped, none of the defaults matches the voxel size (the
+            message lists them), or without ``defaults.yaml`` several do.
     """
     models_dir = Path(models_dir or MODELS_DIR)
     candidates = sorted(models_dir.glob("*/model.pt"))
     if not candidates:
         raise StageError(f"no default model is shipped yet (nothing in {models_dir}/*/model.pt): pass --model PATH")
+    listed = _listed_defaults(models_dir)
+    if listed is not None:
+        candidates = [path for path in candidates if path.parent.name in listed]
     wanted = np.asarray(voxel_size, dtype=float)
-    found = []
+    found, matches = [], []
     for path in candidates:
         cfg = _model_config(path)
         if cfg is None:
             continue
         found.append(f"{path.parent.name} ({' '.join(f'{v:g}' for v in cfg.voxel_size)} nm)")
         if np.allclose(cfg.voxel_size, wanted, rtol=VOXEL_RTOL):
-            return path
+            matches.append(path)
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise StageError(
+            f"several models in {models_dir} are trained at voxel size {[float(v) for v in wanted]} nm "
+            f"({', '.join(path.parent.name for path in matches)}): list one in {models_dir / DEFAULTS_FILE} "
+            "or pass --model PATH"
+        )
     raise StageError(
-        f"no shipped model is trained at voxel size {[float(v) for v in wanted]} nm (z y x); shipped: "
-        f"{', '.join(found) or 'none readable'}: pass --model PATH"
+        f"no {'default' if listed is not None else 'shipped'} model is trained at voxel size "
+        f"{[float(v) for v in wanted]} nm (z y x); defaults: {', '.join(found) or 'none readable'}: pass --model PATH"
     )
 
 
