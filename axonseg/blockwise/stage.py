@@ -29,7 +29,7 @@ import numpy as np
 
 from axonseg.blockwise.block import Block, make_blocks
 from axonseg.io.border import Border, read_with_border
-from axonseg.blockwise.executor import one_thread_per_process, parse_scheduler, run_blockwise
+from axonseg.blockwise.executor import RunSummary, one_thread_per_process, parse_scheduler, run_blockwise
 from axonseg.blockwise.forkpool import fork_pool, pool_workers
 from axonseg.blockwise.integrity import BlockOutputs, summarize
 from axonseg.blockwise.markers import DoneMarkers
@@ -338,7 +338,9 @@ def remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-def _run_blocks(stage: Stage, blocks: list[Block], markers: DoneMarkers, scheduler: str, show_progress: bool):  # noqa: ANN202
+def _run_blocks(
+    stage: Stage, blocks: list[Block], markers: DoneMarkers, scheduler: str, show_progress: bool
+) -> RunSummary:
     """Run the blocks on ``scheduler``; a ``gil_bound`` stage's ``process`` in a fork pool."""
     workers = pool_workers(scheduler) if stage.gil_bound else 0
     key = f"{stage.name}:{id(stage)}"
