@@ -34,7 +34,8 @@ class SkeletonizeConfig(StrictModel):
         "block reads 1.4x the voxels it keeps at 30x8x8 nm and 1.5x at 10 nm"
     )
     context: IntTriple | None = Field(
-        None, description="voxels of context per side (z, y, x); default: a quarter of the invalidation constant (const / 4 nm) + 1"
+        None, description="full-resolution voxels of context per side (z, y, x), rounded up to whole `downsample` "
+        "windows; default: a quarter of the invalidation constant (const / 4 nm) + 1 traced voxel"
     )
     threshold: float | None = Field(
         None, description="LUT threshold to skeletonize; default: the evaluated best, else the median LUT"
