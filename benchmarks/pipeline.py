@@ -117,6 +117,7 @@ def _run_stage(stage: str, spec: dict) -> dict:
         out = run_predict(run_dir, f"{spec['store']}/raw", spec["model"], PredictConfig(block_shape=block), **common)
         return {"precision": out.precision, "blocks": out.blocks}
     if stage == "skeletonize":
+        from axonseg.config import validate_config
         from axonseg.pipelines.skeletonize import SkeletonizeConfig, run_skeletonize
 
         # its own shipped block (as `axonseg segment` runs it), unless --skeleton-block
@@ -124,7 +125,7 @@ def _run_stage(stage: str, spec: dict) -> dict:
         update = {"block_shape": tuple(spec["skeleton_block"])} if spec.get("skeleton_block") else {}
         if spec.get("skeleton_downsample"):
             update["downsample"] = tuple(spec["skeleton_downsample"])
-        config = SkeletonizeConfig.model_validate({**SkeletonizeConfig().model_dump(), **update})
+        config = validate_config(SkeletonizeConfig, update)
         out = run_skeletonize(run_dir, config, **common)
         return {"segments": out.n_segments}
     if stage == "export":

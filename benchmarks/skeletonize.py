@@ -69,6 +69,7 @@ SIDES = ("peer", "ours", "pooled", "mirror")
 PRELOAD = ["numpy", "zarr", "kimimaro", "fastremap", "cc3d", "pandas", "pyarrow.parquet",
            "axonseg.pipelines.skeletonize", "axonseg.evaluate"]
 def _config(spec: dict):  # noqa: ANN202
+    from axonseg.config import validate_config
     from axonseg.pipelines.skeletonize import SkeletonizeConfig
 
     update = {}
@@ -78,10 +79,9 @@ def _config(spec: dict):  # noqa: ANN202
         update["context"] = tuple(spec["context"])
     if spec.get("downsample"):
         update["downsample"] = tuple(spec["downsample"])
-    config = SkeletonizeConfig.model_validate({**SkeletonizeConfig().model_dump(), **update})
     if spec.get("parallel"):
-        config = config.model_copy(update={"skeleton": config.skeleton.model_copy(update={"parallel": spec["parallel"]})})
-    return config
+        update["skeleton"] = {"parallel": spec["parallel"]}
+    return validate_config(SkeletonizeConfig, update)
 
 
 # ---------------------------------------------------------------- child side (forked per task)

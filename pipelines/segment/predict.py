@@ -171,7 +171,8 @@ def default_model_path(voxel_size: Sequence[float], models_dir: Path | None = No
         )
     raise StageError(
         f"no {'default' if listed is not None else 'shipped'} model is trained at voxel size "
-        f"{[float(v) for v in wanted]} nm (z y x); defaults: {', '.join(found) or 'none readable'}: pass --model PATH"
+        f"{[float(v) for v in wanted]} nm (z y x); {'defaults' if listed is not None else 'shipped'}: "
+        f"{', '.join(found) or 'none readable'}: pass --model PATH"
     )
 
 

@@ -108,7 +108,8 @@ def check_downsample(factor: Sequence[int], block_shape: Sequence[int]) -> tuple
     if len(triple) != 3 or min(triple) < 1:
         raise InputError(f"downsample={list(factor)}: expected three integers >= 1 (z y x)")
     if any(b % f for b, f in zip(block_shape, triple)):
-        raise InputError(f"block_shape={list(block_shape)}: expected a multiple of downsample={list(triple)} per axis")
+        raise InputError(f"block_shape {list(block_shape)} must be a multiple of downsample {list(triple)} per axis "
+                         "(the coarse voxels of neighbouring blocks tile one grid)")
     return triple  # type: ignore[return-value]
 
 

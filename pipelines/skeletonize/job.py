@@ -18,7 +18,8 @@ from axonseg.blockwise import Roi
 from axonseg.config import IntTriple, ShapeTriple, StrictModel, config_hash, load_config, save_resolved
 from axonseg.skeleton import AxonGraph, SkeletonParams, SkeletonStore
 from axonseg.pipelines.run_folder import RunFolder, remove_if_empty
-from axonseg.pipelines.skeletonize.blocks import join_distances, read_skeletons, skeletonize_blocks
+from axonseg.errors import InputError
+from axonseg.pipelines.skeletonize.blocks import check_downsample, join_distances, read_skeletons, skeletonize_blocks
 from axonseg.pipelines.skeletonize.join import join_to_disk
 
 logger = logging.getLogger(__name__)
@@ -55,9 +56,10 @@ class SkeletonizeConfig(StrictModel):
 
     @model_validator(mode="after")
     def _blocks_on_coarse_grid(self) -> SkeletonizeConfig:
-        if any(b % f for b, f in zip(self.block_shape, self.downsample)):
-            raise ValueError(f"block_shape {list(self.block_shape)} must be a multiple of downsample "
-                             f"{list(self.downsample)} per axis")
+        try:  # the rule skeletonize_blocks applies, checked when the YAML loads
+            check_downsample(self.downsample, self.block_shape)
+        except InputError as err:
+            raise ValueError(str(err)) from None
         return self
 
     @field_validator("context")
