@@ -67,11 +67,13 @@ def synth(
     voxel_size: Tuple[float, float, float] = typer.Option((30.0, 8.0, 8.0), "--voxel-size", help=VOXEL_HELP),
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives identical volumes"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
+    option: Optional[List[str]] = typer.Option(None, "--option", help="generator option KEY=VALUE (repeatable; lengths in nm), e.g. membrane_nm=20 noise=30 texture=0.5; see axonseg/synth/options.py"),
 ) -> None:
     """Generate AxonEM-like serial-section EM with dense ground truth (default 30x8x8 nm)."""
-    from axonseg.pipelines.synth import write_synth
+    from axonseg.pipelines.synth import parse_synth_options, write_synth
 
-    result = write_synth(out, tuple(shape), _triple(voxel_size, "--voxel-size"), seed, overwrite=overwrite)
+    result = write_synth(out, tuple(shape), _triple(voxel_size, "--voxel-size"), seed, overwrite=overwrite,
+                         options=parse_synth_options(option or []))
     typer.echo(f"wrote {result.store}: raw, labels ({result.n_axons} axons), neurites ({result.n_neurites}), skeletons")
 
 
@@ -129,10 +131,15 @@ def train(
     config: Path = typer.Argument(..., help="training config YAML (see configs/train_fib.yaml; ROIs in voxels, voxel sizes in nm)"),
     resume: bool = typer.Option(False, "--resume", help="continue exactly from the newest checkpoint (weights, optimizer, RNG, step)"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="override the config's out_dir"),
+    recalibrate_bn: Optional[Path] = typer.Option(None, "--recalibrate-bn", help="do not train: recompute this model file's BatchNorm statistics over the config's training crops (precise BN), in place"),
 ) -> None:
     """Train the affinity U-Net; writes checkpoints, losses.csv, losses.png and model.pt."""
-    from axonseg.pipelines.train import run
+    from axonseg.pipelines.train import recalibrate_model_file, run
 
+    if recalibrate_bn is not None:
+        used = recalibrate_model_file(config, recalibrate_bn)
+        typer.echo(f"{recalibrate_bn}: BatchNorm statistics recomputed over {used} training crops")
+        return
     result = run(config, resume=resume, out_dir=str(out_dir) if out_dir else None)
     typer.echo(f"finished at step {result['step']}")
 

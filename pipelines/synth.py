@@ -10,10 +10,11 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pandas as pd
+import yaml
 import zarr
 
 from axonseg.config import IngestConfig
-from axonseg.errors import InputError, OutputExistsError
+from axonseg.errors import ConfigError, InputError, OutputExistsError
 from axonseg.io import Volume, mark_complete
 from axonseg.pipelines.ingest import ingest_volume
 
@@ -124,6 +125,30 @@ def store_synapses(raw_address: str | Path) -> str | None:
     return f"{address.path}/synapses" if state is not None and state.get("complete") else None
 
 
+def parse_synth_options(items: list[str]) -> dict:
+    """``["membrane_nm=20", "axon_diameter_nm=80,250", "gap=false"]`` as generator options: numbers,
+    comma-separated pairs, or true/false (checked by :func:`write_synth`).
+
+    Raises:
+        ConfigError: an item without ``=`` or with a value that is none of those.
+    """
+    options: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE, e.g. membrane_nm=20")
+        try:
+            value = yaml.safe_load(f"[{text}]" if "," in text else text)
+        except yaml.YAMLError:
+            value = None
+        if isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, (int, float, bool, tuple)) or (isinstance(value, tuple) and len(value) != 2):
+            raise ConfigError(f"--option {item!r}: expected a number, a pair 'min,max' or true/false")
+        options[key.strip()] = value
+    return options
+
+
 def write_synth(
     out: str | Path,
     shape: tuple[int, int, int] = (64, 256, 256),
@@ -132,6 +157,7 @@ def write_synth(
     overwrite: bool = False,
     chunk_shape: tuple[int, int, int] = (32, 128, 128),
     show_progress: bool = True,
+    options: dict | None = None,
 ) -> SynthResult:
     """Generate a synthetic volume (:func:`axonseg.synth.generate_synth`) and store it as OME-Zarr.
 
@@ -143,6 +169,8 @@ def write_synth(
         overwrite: replace an existing store.
         chunk_shape: zarr chunk shape in voxels (zyx).
         show_progress: draw progress bars.
+        options: generator options (:class:`axonseg.synth.options.SynthOptions` fields, lengths in
+            nm), checked before an existing store is touched; recorded in the store's attributes.
 
     Raises:
         InputError: a bad shape, or one too large for the memory available (checked before an
@@ -150,14 +178,17 @@ def write_synth(
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
     """
     from axonseg.synth import check_synth_size, generate_synth
+    from axonseg.synth.options import make_options
 
     out = Path(out)
     shape = check_synth_size(shape)
+    options = dict(options or {})
+    make_options(**options)  # a bad key or value fails here, before anything is written
     if out.exists():
         if not overwrite:
             raise OutputExistsError(f"{out} exists already; pass --overwrite to replace it")
         shutil.rmtree(out)
-    volume = generate_synth(shape=shape, voxel_size=voxel_size or (30.0, 8.0, 8.0), seed=seed)
+    volume = generate_synth(shape=shape, voxel_size=voxel_size or (30.0, 8.0, 8.0), seed=seed, **options)
     size = tuple(float(v) for v in volume.voxel_size)
     for name, data, kind in (("raw", volume.raw, "raw"), ("labels", volume.labels, "labels"),
                              ("neurites", volume.neurites, "labels")):
@@ -170,6 +201,6 @@ def write_synth(
     if synapses is not None:
         write_synapses(out, synapses.pre_ids, synapses.post_ids, synapses.pre_nm, synapses.post_nm)
     root = zarr.open_group(store=str(out), mode="a")
-    root.attrs["axonseg"] = {"synth": {"seed": seed, "shape": list(shape), "voxel_size": list(size),
+    root.attrs["axonseg"] = {"synth": {"seed": seed, "shape": list(shape), "voxel_size": list(size), "options": options,
                                        "kinds": {str(k): v for k, v in getattr(volume, "kinds", {}).items()}}}
     return SynthResult(out, len(volume.skeletons), int(len(np.unique(volume.neurites)) - 1), n_synapses)

@@ -153,14 +153,76 @@ def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHo
     return train(cfg, train_volumes, val_volumes, resume=resume, validate_hook=validate_hook)
 
 
+def recalibrate_model_file(config_path: str | Path, model_path: str | Path, crops: int | None = None) -> int:
+    """Recompute the BatchNorm statistics of a model file over the training crops of a train
+    config (what validation does since #15, :mod:`axonseg.model.batchnorm`), in place.
+
+    Args:
+        config_path: the train YAML whose training datasets give the crops.
+        model_path: a model file written by ``axonseg train``; its architecture must be the
+            config's. Rewritten atomically, its ``extra`` (step, threshold, ...) kept, with
+            ``bn_calibration_crops`` added.
+        crops: number of crops; None: the config's ``bn_calibration_crops``.
+
+    When the config has a validation dataset and ``segment_validation_every`` > 0, the
+    recalibrated network is then scored through the pipeline on it (as training's segmentation
+    validation does) and the file's calibration (``threshold``, ``val_nerl``, ``val_voi_split``,
+    ``val_voi_merge``) is replaced by that score: the default threshold always belongs to the
+    statistics in the file.
+
+    Returns:
+        The number of crops used.
+
+    Raises:
+        InputError: the model file is missing or not a model, or has no BatchNorm layer.
+        ConfigError: the model's architecture differs from the config's, or crops < 1.
+    """
+    from axonseg.model.batchnorm import batchnorm_layers, recalibrate_batchnorm
+    from axonseg.model.checkpoint import load_model, read_model_state, save_model
+    from axonseg.model.sampler import calibration_inputs
+
+    cfg = load_config(config_path)
+    n = cfg.bn_calibration_crops if crops is None else crops
+    if n < 1:
+        raise ConfigError(f"--crops {n}: expected at least 1 crop")
+    model = load_model(model_path)
+    if model.config.model_dump_json() != cfg.model.model_dump_json():
+        raise ConfigError(f"{model_path}: its architecture differs from the model section of {config_path}")
+    if not batchnorm_layers(model):
+        raise InputError(f"{model_path}: the model has no BatchNorm layer, so there are no statistics to recompute")
+    extra = dict(read_model_state(model_path).get("extra") or {})
+    train_volumes, val_volumes = load_volumes(cfg)
+    calibrated, used = recalibrate_batchnorm(model, calibration_inputs(train_volumes, cfg, n))
+    extra["bn_calibration_crops"] = used
+    if val_volumes and cfg.segment_validation_every:
+        import tempfile
+
+        from axonseg.model.train_loop import calibration_record
+        from axonseg.pipelines.train_validation import segmentation_validation_hook
+
+        with tempfile.TemporaryDirectory(prefix="axonseg-recalibrate-") as work:
+            step, every = int(extra.get("step", 0)), cfg.segment_validation_every
+            hook = segmentation_validation_hook(val_volumes[0], cfg, work)
+            metrics = hook(step if step and step % every == 0 else every, calibrated)  # type: ignore[arg-type]
+        extra.update(calibration_record({"step": step, **{f"hook_{k}": v for k, v in metrics.items()}}))
+    save_model(calibrated, model_path, extra=extra)  # type: ignore[arg-type]
+    return used
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", help="train YAML (see configs/train_fib.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     parser.add_argument("--out-dir", default=None, help="override out_dir of the config")
+    parser.add_argument("--recalibrate-bn", default=None, metavar="MODEL",
+                        help="do not train: recompute MODEL's BatchNorm statistics over the config's training crops, in place")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
+        if args.recalibrate_bn:
+            used = recalibrate_model_file(args.config, args.recalibrate_bn)
+            log.info("%s: BatchNorm statistics recomputed over %d training crops", args.recalibrate_bn, used)
+            return 0
         result = run(args.config, resume=args.resume, out_dir=args.out_dir)
     except AxonsegError as error:
         print(f"error: {error}")

@@ -21,6 +21,7 @@ from axonseg.model.targets import balance_weights, boundary_distance_weights, co
 from axonseg.model.train_config import TrainConfig
 
 _VALIDATION_STREAM = 1_000_000_007  # a seed-sequence word no training step uses
+_CALIBRATION_STREAM = 1_000_000_009  # the crops that BatchNorm statistics are recomputed over
 
 
 @dataclass
@@ -105,6 +106,20 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
 def validation_batches(volumes: list[TrainingVolume], cfg: TrainConfig) -> list[dict[str, np.ndarray]]:
     """``cfg.val_crops`` fixed, un-augmented batches from the held-out volumes."""
     return [make_batch(volumes, cfg, np.random.default_rng([cfg.seed, _VALIDATION_STREAM, i]), augmented=False) for i in range(cfg.val_crops)]
+
+
+def calibration_inputs(volumes: list[TrainingVolume], cfg: TrainConfig, n: int):
+    """``n`` fixed, un-augmented input crops ``(1, 1, *input shape)`` (float32 tensors) of the
+    training volumes, made one at a time: what :func:`axonseg.model.batchnorm.recalibrate_batchnorm`
+    averages the BatchNorm statistics over. Crop ``i`` depends only on ``(cfg.seed, i)``."""
+    in_shape = shapes.valid_input_shape(cfg.model, cfg.output_shape)
+    out_shape = shapes.valid_output_shape(cfg.model, in_shape)
+    sizes = np.array([v.raw.size for v in volumes], dtype=np.float64)
+    for i in range(n):
+        rng = np.random.default_rng([cfg.seed, _CALIBRATION_STREAM, i])
+        volume = volumes[int(rng.choice(len(volumes), p=sizes / sizes.sum()))]
+        raw, _ = _sample(volume, rng, in_shape, out_shape, cfg)
+        yield torch.from_numpy(np.ascontiguousarray(normalize_raw(np.asarray(raw), volume.name), dtype=np.float32)[None, None])
 
 
 class BatchStream(IterableDataset):

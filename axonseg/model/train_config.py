@@ -98,6 +98,11 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(100, ge=1)
     validate_every: int = Field(100, ge=1)
     val_crops: int = Field(4, ge=1)
+    bn_calibration_crops: int = Field(
+        32, ge=0,
+        description="at each validation, recompute BatchNorm statistics as the mean over this many fixed, "
+        "un-augmented training crops (precise BN) for validation and model.pt; 0 = the running statistics",
+    )
     keep_checkpoints: int = Field(2, ge=1)
     out_dir: str = "runs/train"
     num_workers: int = Field(0, ge=0)

@@ -5,6 +5,7 @@ generator is a pure function of (seed, step)), a CSV of losses and a PNG plot.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -20,11 +21,12 @@ from torch.utils.data import DataLoader
 
 from axonseg.errors import ConfigError, OutputExistsError, StageError
 from axonseg.model.activity import active_fractions, dead_layers
+from axonseg.model.batchnorm import recalibrate_batchnorm
 from axonseg.model import shapes
 from axonseg.model.checkpoint import list_checkpoints, load_training_state, save_model, save_training_state
 from axonseg.model.losses import masked_mse, weighted_bce
 from axonseg.model.predict import cpu_bf16_is_fast
-from axonseg.model.sampler import BatchStream, TrainingVolume, validation_batches
+from axonseg.model.sampler import BatchStream, TrainingVolume, calibration_inputs, validation_batches
 from axonseg.model.schedule import learning_rate
 from axonseg.model.train_config import TrainConfig
 from axonseg.model.unet import AffinityNet
@@ -127,6 +129,16 @@ def _check_activity(model: AffinityNet, batches: list[dict], cfg: TrainConfig, s
     return row
 
 
+def evaluation_model(model: AffinityNet, volumes: list[TrainingVolume], cfg: TrainConfig) -> AffinityNet:
+    """The network that validation scores and ``model.pt`` stores: a copy of ``model`` in eval
+    mode, with BatchNorm statistics recomputed over ``cfg.bn_calibration_crops`` fixed training
+    crops (:mod:`axonseg.model.batchnorm`); with 0 crops or no BatchNorm, the running statistics."""
+    if cfg.bn_calibration_crops == 0 or not volumes:
+        return copy.deepcopy(model).eval()
+    calibrated, _ = recalibrate_batchnorm(model, calibration_inputs(volumes, cfg, cfg.bn_calibration_crops))
+    return calibrated  # type: ignore[return-value]
+
+
 def _is_best_validation(row: dict[str, float], history: list[dict[str, float]]) -> bool:
     """This row holds a segmentation validation whose NERL beats every earlier one (ties: lower
     VOI split + merge)."""
@@ -140,7 +152,7 @@ def _is_best_validation(row: dict[str, float], history: list[dict[str, float]]) 
     return all(rank(row) > rank(r) for r in earlier)
 
 
-def _calibration(row: dict[str, float]) -> dict[str, float]:
+def calibration_record(row: dict[str, float]) -> dict[str, float]:
     """What a model file records of the validation that chose it: step, the agglomeration
     threshold that scored best there (the pipeline's default for this model), NERL and VOI."""
     extra = {"step": int(row["step"]), "threshold": row.get("hook_threshold", math.nan), "val_nerl": row["hook_nerl"],
@@ -161,7 +173,9 @@ def train(
     Args:
         cfg: the run's config; ``cfg.out_dir`` receives ``checkpoints/`` (the resumable state),
             ``model.pt`` (with a segmentation validation hook: the weights of the best validation
-            NERL, recording its step and threshold; else the latest weights),
+            NERL, recording its step and threshold; else the latest weights; either way with
+            BatchNorm statistics recomputed over ``cfg.bn_calibration_crops`` training crops at
+            validation steps, see :func:`evaluation_model`),
             ``losses.csv``, ``losses.png`` and ``train_config.json``.
         train_volumes: volumes cut to their training ROIs.
         val_volumes: held-out volumes (validation loss every ``validate_every`` steps).
@@ -227,11 +241,14 @@ def train(
         optimizer.step()
         done = step + 1
         row: dict[str, float] = {"step": float(done), "loss": float(loss.detach()), "val_loss": math.nan, "lr": rate}
+        evaluated = None
         if done % cfg.validate_every == 0 or done == cfg.steps:
-            row["val_loss"] = validation_loss(model, val_batches, cfg)
-            row.update(_check_activity(model, val_batches or [batch], cfg, done))
+            # validation scores (and model.pt stores) a recalibrated copy; training goes on with `model`
+            evaluated = evaluation_model(model, train_volumes, cfg)
+            row["val_loss"] = validation_loss(evaluated, val_batches, cfg)
+            row.update(_check_activity(evaluated, val_batches or [batch], cfg, done))
             if validate_hook is not None:
-                for key, value in validate_hook(done, model).items():
+                for key, value in validate_hook(done, evaluated).items():
                     row[f"hook_{key}"] = float(value)
             hooked = "".join(f" {key[5:]} {value:.4g}" for key, value in row.items() if key.startswith("hook_"))
             hooked += f" lr {rate:.2e} active_min {row.get('active_min', math.nan):.3f}"
@@ -240,7 +257,7 @@ def train(
         history.append(row)
         if _is_best_validation(row, history):
             # the model file is the checkpoint chosen on validation, with its calibrated threshold
-            save_model(model, out_dir / "model.pt", extra=_calibration(row))
+            save_model(evaluated, out_dir / "model.pt", extra=calibration_record(row))  # type: ignore[arg-type]
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
@@ -249,6 +266,6 @@ def train(
             }
             save_training_state(checkpoint_dir, done, state, keep=cfg.keep_checkpoints)
             if not any("hook_nerl" in r for r in history):  # no segmentation validation: the latest
-                save_model(model, out_dir / "model.pt", extra={"step": done})
+                save_model(model if evaluated is None else evaluated, out_dir / "model.pt", extra={"step": done})
             write_history(history, out_dir)
     return {"step": done, "history": history, "model": model}

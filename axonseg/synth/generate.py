@@ -162,7 +162,8 @@ def generate_synth(shape: Any = (64, 256, 256), voxel_size: Any = (30.0, 8.0, 8.
         synapses = resolve_synapses(contacts, neurites, voxel_size, opts.synapse_gap_nm)
     organelles = place_organelles(scene, synapses if synapses is not None else Synapses.empty(), extent,
                                   opts.mitochondria_per_um, organelle_rng)
-    clean = render_tissue(neurites, is_axon, organelles, voxel_size, opts.membrane_nm, render_rng)
+    clean = render_tissue(neurites, is_axon, organelles, voxel_size, opts.membrane_nm, render_rng,
+                          membrane_depth=opts.membrane_depth, texture=opts.texture)
     raw, defects = image_sections(clean, voxel_size, opts.blur_nm, opts.noise, opts.section_jitter,
                                   opts.misaligned_rate, opts.missing_rate, imaging_rng)
     log.info("synth %s at %s nm: %d neurites (%d axons), %d synapses in %.1f s", shape, voxel_size,

@@ -32,6 +32,9 @@ class SynthOptions:
         synapse_gap_nm: an axon "contacts" a dendrite when their surfaces are this close.
         membrane_nm: width (FWHM) of the dark profile of one membrane; with the extracellular
             gap and the blur, a boundary between two neurites is a line of about 25-35 nm.
+        membrane_depth: how much a membrane line darkens the image at its centre (0: invisible,
+            1: black).
+        texture: scale of the cytoplasm texture (grain and dark specks); 0 gives flat cytoplasm.
         blur_nm: sigma of the in-section Gaussian blur.
         noise: standard deviation of the additive noise (grey levels, 0-255), added before the
             blur so that it is slightly correlated, as in real EM.
@@ -53,6 +56,8 @@ class SynthOptions:
     synapses_per_um: float = 0.5
     synapse_gap_nm: float = 40.0
     membrane_nm: float = 14.0
+    membrane_depth: float = 0.74
+    texture: float = 1.0
     blur_nm: float = 5.0
     noise: float = 22.0
     section_jitter: float = 0.05
@@ -60,9 +65,10 @@ class SynthOptions:
     missing_rate: float = 0.01
 
 
-_FRACTIONS = ("fill_fraction", "dendrite_fraction", "branch_probability", "misaligned_rate", "missing_rate")
+_FRACTIONS = ("fill_fraction", "dendrite_fraction", "branch_probability", "misaligned_rate", "missing_rate",
+              "membrane_depth")
 _NON_NEGATIVE = ("spines_per_um", "mitochondria_per_um", "synapses_per_um", "synapse_gap_nm",
-                 "membrane_nm", "blur_nm", "noise", "section_jitter")
+                 "membrane_nm", "texture", "blur_nm", "noise", "section_jitter")
 
 
 def make_options(**options: Any) -> SynthOptions:

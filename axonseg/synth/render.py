@@ -69,7 +69,8 @@ def membrane_map(labels: np.ndarray, voxel_size: tuple[float, float, float], wid
 
 def render_tissue(labels: np.ndarray, axon_mask_lut: np.ndarray, organelles: Organelles,
                   voxel_size: tuple[float, float, float], membrane_nm: float,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, membrane_depth: float = MEMBRANE_DEPTH,
+                  texture: float = 1.0) -> np.ndarray:
     """Clean EM image of the tissue (float32 grey levels, zyx), before blur, noise and defects.
 
     Args:
@@ -79,6 +80,8 @@ def render_tissue(labels: np.ndarray, axon_mask_lut: np.ndarray, organelles: Org
         voxel_size: nm, zyx.
         membrane_nm: membrane line width (nm).
         rng: random generator of the appearance.
+        membrane_depth: fraction by which a membrane line darkens the image at its centre.
+        texture: scale of the cytoplasm grain and dark specks (1: the default look).
     """
     shape = labels.shape
     n_ids = len(axon_mask_lut)
@@ -89,10 +92,10 @@ def render_tissue(labels: np.ndarray, axon_mask_lut: np.ndarray, organelles: Org
     is_dendrite = (~axon_mask_lut)[labels] & (labels > 0)
 
     # The extracellular space is clear (no cytoplasm texture).
-    image += np.where(labels > 0, 7.0 * smooth_noise(shape, 14.0, voxel_size, rng), 0.0).astype(np.float32)
+    image += np.where(labels > 0, 7.0 * texture * smooth_noise(shape, 14.0, voxel_size, rng), 0.0).astype(np.float32)
     # Dendritic cytoplasm is grainier (microtubules, ribosomes, ER): sparse small dark specks.
     specks = smooth_noise(shape, 6.0, voxel_size, rng)
-    image -= np.where(is_dendrite, 30.0 * np.clip(specks - 1.2, 0.0, None), 0.0).astype(np.float32)
+    image -= np.where(is_dendrite, 30.0 * texture * np.clip(specks - 1.2, 0.0, None), 0.0).astype(np.float32)
 
     mito = _paint(shape, organelles.mitochondria, labels, voxel_size)
     if mito.any():
@@ -102,7 +105,7 @@ def render_tissue(labels: np.ndarray, axon_mask_lut: np.ndarray, organelles: Org
         mito_grey = 112.0 + 14.0 * cristae - 45.0 * rim
         image = np.where(mito, mito_grey, image).astype(np.float32)
 
-    image *= 1.0 - MEMBRANE_DEPTH * membrane_map(labels, voxel_size, membrane_nm)
+    image *= 1.0 - membrane_depth * membrane_map(labels, voxel_size, membrane_nm)
 
     # A vesicle is a dark membrane ring around a lighter lumen.
     vesicles = _paint(shape, organelles.vesicles, labels, voxel_size)

@@ -14,7 +14,7 @@ from axonseg.model.checkpoint import list_checkpoints, load_model
 from axonseg.model.config import ModelConfig
 from axonseg.model.sampler import TrainingVolume, make_batch, step_rng
 from axonseg.model.train_config import DatasetSpec, TrainConfig
-from axonseg.model.train_loop import train
+from axonseg.model.train_loop import evaluation_model, train
 
 from shared_data import FIB_PATH as FIB, require_shared
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "configs" / "train_fib.yaml"
@@ -64,9 +64,19 @@ def test_outputs_and_guards(tmp_path, volumes):
     assert rows[0]["val_loss"] == "" and float(rows[2]["val_loss"]) > 0
     assert np.isfinite([float(r["loss"]) for r in rows]).all()
     assert (tmp_path / "losses.png").stat().st_size > 1000
+    # model.pt holds the trained weights with BatchNorm statistics recomputed over the
+    # calibration crops (precise BN); the training network keeps its running statistics
     model = load_model(tmp_path / "model.pt")
+    cfg = tiny_config(tmp_path, steps=3)
+    expected = evaluation_model(result["model"], volumes[0], cfg).state_dict()
+    recomputed = 0
     for key, value in result["model"].state_dict().items():
-        assert torch.equal(value, model.state_dict()[key])
+        torch.testing.assert_close(model.state_dict()[key], expected[key], rtol=0, atol=0)
+        if key.endswith("running_mean"):
+            recomputed += not torch.equal(value, model.state_dict()[key])
+        elif not key.endswith(("running_var", "num_batches_tracked")):
+            assert torch.equal(value, model.state_dict()[key])
+    assert recomputed == sum(k.endswith("running_mean") for k in expected) > 0
     with pytest.raises(OutputExistsError, match="resume"):
         train(tiny_config(tmp_path, steps=3), *volumes)
     other = tiny_config(tmp_path, steps=3, model=ModelConfig(num_fmaps=2, downsample_factors=[(2, 2, 2)]))
@@ -112,7 +122,8 @@ def test_pipeline_on_fib_data(tmp_path):
     from axonseg.pipelines.train import load_config, run
 
     cfg = load_config(TRAIN_YAML).model_dump(mode="json")  # dataset paths resolved against configs/
-    cfg.update(steps=2, checkpoint_every=2, validate_every=2, val_crops=1, num_workers=0, output_shape=[4, 4, 4])
+    cfg.update(steps=2, checkpoint_every=2, validate_every=2, val_crops=1, num_workers=0, output_shape=[4, 4, 4],
+               bn_calibration_crops=2)
     cfg["model"].update(num_fmaps=2)
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -114,3 +114,24 @@ def test_bad_shape_is_one_line_and_writes_nothing(tmp_path: Path, shape) -> None
     with pytest.raises(InputError, match=r"^shape=\[.*\]: expected three positive integers \(z y x, voxels\)$"):
         write_synth(tmp_path / "s.zarr", shape, (30, 8, 8), show_progress=False)
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_synth_options_from_the_command_line(tmp_path: Path) -> None:
+    from axonseg.errors import ConfigError
+    from axonseg.pipelines.synth import parse_synth_options, write_synth
+
+    assert parse_synth_options(["membrane_nm=20", "axon_diameter_nm=80,250", "gap=false", "noise=7"]) == {
+        "membrane_nm": 20, "axon_diameter_nm": (80, 250), "gap": False, "noise": 7}
+    for bad in ("noise", "=3", "noise=loud", "axon_diameter_nm=1,2,3"):
+        with pytest.raises(ConfigError, match="--option"):
+            parse_synth_options([bad])
+    # a bad option is refused before an existing store is touched
+    (tmp_path / "keep.zarr").mkdir()
+    (tmp_path / "keep.zarr" / "marker").write_text("mine")
+    with pytest.raises(ConfigError, match="membrane_depth"):
+        write_synth(tmp_path / "keep.zarr", (8, 32, 32), overwrite=True, options={"membrane_depth": 2.0})
+    assert (tmp_path / "keep.zarr" / "marker").read_text() == "mine"
+    result = write_synth(tmp_path / "s.zarr", (8, 48, 48), seed=2, show_progress=False, options={"texture": 0.5})
+    import zarr
+
+    assert zarr.open_group(str(result.store), mode="r").attrs["axonseg"]["synth"]["options"] == {"texture": 0.5}
