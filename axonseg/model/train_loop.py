@@ -23,7 +23,9 @@ from axonseg.errors import ConfigError, OutputExistsError, StageError
 from axonseg.model.activity import active_fractions, dead_layers
 from axonseg.model.batchnorm import recalibrate_batchnorm
 from axonseg.model import shapes
-from axonseg.model.checkpoint import list_checkpoints, load_training_state, save_model, save_training_state
+from axonseg.model.checkpoint import (
+    list_checkpoints, load_training_state, read_model_state, save_model, save_training_state,
+)
 from axonseg.model.losses import masked_mse, weighted_bce
 from axonseg.model.predict import cpu_bf16_is_fast
 from axonseg.model.sampler import BatchStream, TrainingVolume, calibration_inputs, validation_batches
@@ -139,9 +141,10 @@ def evaluation_model(model: AffinityNet, volumes: list[TrainingVolume], cfg: Tra
     return calibrated  # type: ignore[return-value]
 
 
-def _is_best_validation(row: dict[str, float], history: list[dict[str, float]]) -> bool:
-    """This row holds a segmentation validation whose NERL beats every earlier one (ties: lower
-    VOI split + merge)."""
+def _is_best_validation(row: dict[str, float], history: list[dict[str, float]],
+                        recorded: dict[str, float] | None = None) -> bool:
+    """This row holds a segmentation validation whose NERL beats every earlier one, and the
+    figure ``model.pt`` records (``recorded``), if any (ties: lower VOI split + merge)."""
     if not math.isfinite(row.get("hook_nerl", math.nan)):
         return False
 
@@ -149,7 +152,21 @@ def _is_best_validation(row: dict[str, float], history: list[dict[str, float]]) 
         return (r["hook_nerl"], -(r.get("hook_voi_split", 0.0) + r.get("hook_voi_merge", 0.0)))
 
     earlier = [r for r in history[:-1] if math.isfinite(r.get("hook_nerl", math.nan))]
-    return all(rank(row) > rank(r) for r in earlier)
+    return all(rank(row) > rank(r) for r in earlier + ([recorded] if recorded else []))
+
+
+def recorded_validation(path: Path) -> dict[str, float] | None:
+    """The validation figure a model file records, as a history row (``hook_nerl``, ...), or None.
+
+    A file re-scored after training (``--recalibrate-bn``) records a figure that no history row
+    holds; a resumed run replaces it only with a checkpoint that beats it."""
+    if not path.is_file():
+        return None
+    extra = read_model_state(path).get("extra") or {}
+    if not isinstance(extra.get("val_nerl"), (int, float)):
+        return None
+    return {"hook_nerl": float(extra["val_nerl"]), "hook_voi_split": float(extra.get("val_voi_split", 0.0)),
+            "hook_voi_merge": float(extra.get("val_voi_merge", 0.0))}
 
 
 def calibration_record(row: dict[str, float]) -> dict[str, float]:
@@ -214,6 +231,7 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         start, history = int(state["step"]), list(state["history"])
         log.info("resumed from %s at step %d", existing[-1], start)
+    recorded = recorded_validation(out_dir / "model.pt") if resume and existing else None
 
     in_shape = shapes.valid_input_shape(cfg.model, cfg.output_shape)
     log.info("input %s -> output %s voxels, context %s", in_shape, shapes.valid_output_shape(cfg.model, in_shape), shapes.context(cfg.model))
@@ -255,9 +273,10 @@ def train(
             log.info("step %d loss %.4f val_loss %.4f%s (%.2f s/step)", done, row["loss"], row["val_loss"], hooked,
                      (time.perf_counter() - tic) / max(1, done - start))
         history.append(row)
-        if _is_best_validation(row, history):
+        if _is_best_validation(row, history, recorded):
             # the model file is the checkpoint chosen on validation, with its calibrated threshold
             save_model(evaluated, out_dir / "model.pt", extra=calibration_record(row))  # type: ignore[arg-type]
+            recorded = None  # the history holds it now
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,

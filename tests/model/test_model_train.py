@@ -96,6 +96,32 @@ def test_validation_hook_is_called(tmp_path, volumes):
     assert result["history"][1]["hook_voi"] == 1.5
 
 
+def test_resume_keeps_a_better_recorded_model(tmp_path, volumes):
+    """model.pt re-scored after training (e.g. --recalibrate-bn) records a figure no history row
+    holds: a resumed run replaces it only with a validation that beats it."""
+    from axonseg.model.checkpoint import read_model_state, save_model
+
+    scores = iter([0.30, 0.40, 0.50, 0.60])
+
+    def hook(step, model):
+        return {"nerl": next(scores), "voi_split": 1.0, "voi_merge": 0.5, "threshold": 0.5}
+
+    cfg = tiny_config(tmp_path, steps=8, validate_every=2, checkpoint_every=2)
+    train(cfg, *volumes, validate_hook=hook, stop_at=4)  # validations at 2 (0.30) and 4 (0.40)
+    assert read_model_state(tmp_path / "model.pt")["extra"]["val_nerl"] == 0.40
+    rescored = load_model(tmp_path / "model.pt")
+    save_model(rescored, tmp_path / "model.pt", extra={"step": 4, "val_nerl": 0.55, "threshold": 0.3})
+    train(cfg, *volumes, validate_hook=hook, resume=True)  # 0.50 at step 6, 0.60 at step 8
+    extra = read_model_state(tmp_path / "model.pt")["extra"]
+    assert extra["step"] == 8 and extra["val_nerl"] == 0.60
+    scores = iter([0.30, 0.40, 0.45, 0.50])
+    cfg = tiny_config(tmp_path / "b", steps=8, validate_every=2, checkpoint_every=2)
+    train(cfg, *volumes, validate_hook=hook, stop_at=4)
+    save_model(load_model(tmp_path / "b" / "model.pt"), tmp_path / "b" / "model.pt", extra={"step": 4, "val_nerl": 0.55})
+    train(cfg, *volumes, validate_hook=hook, resume=True)
+    assert read_model_state(tmp_path / "b" / "model.pt")["extra"] == {"step": 4, "val_nerl": 0.55}
+
+
 def test_batches_are_a_function_of_seed_and_step(tmp_path, volumes):
     cfg = tiny_config(tmp_path, batch_size=2)
     a = make_batch(volumes[0], cfg, step_rng(3, 5))
