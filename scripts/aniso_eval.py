@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from axonseg.io import create_multiscale, mark_complete, open_level, open_volume, write_block
+from axonseg.io import open_volume, write_array
 from axonseg.model.checkpoint import calibrated_threshold
 from axonseg.pipelines.evaluate import evaluate_run
 from axonseg.pipelines.segment.config import SegmentConfig
@@ -36,11 +36,7 @@ KEYS = ("threshold", "nerl", "voi_split", "voi_merge", "arand", "n_split", "n_me
 def declared_copy(source: Path, store: Path) -> None:
     """raw and labels (axons) of a synth store, written at DECLARED_NM voxel size."""
     for name in ("raw", "labels"):
-        volume = open_volume(f"{source}/{name}")
-        data = np.asarray(volume.data.compute())
-        create_multiscale(store, name, data.shape, data.dtype, DECLARED_NM, (0.0, 0.0, 0.0), (48, 128, 128))
-        write_block(open_level(store, name), data, (0, 0, 0))
-        mark_complete(store, name)
+        write_array(store, name, np.asarray(open_volume(f"{source}/{name}").data.compute()), DECLARED_NM)
 
 
 def score_volume(model: Path, source: Path, work: Path) -> dict[str, dict]:

@@ -61,6 +61,16 @@ def _sample(
     return volume.raw[window], volume.labels[window]
 
 
+def _pick_crop(
+    volumes: list[TrainingVolume], rng: np.random.Generator, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+    cfg: TrainConfig,
+) -> tuple[TrainingVolume, np.ndarray, np.ndarray]:
+    """A volume chosen in proportion to its size, and a crop of it (:func:`_sample`)."""
+    sizes = np.array([v.raw.size for v in volumes], dtype=np.float64)
+    volume = volumes[int(rng.choice(len(volumes), p=sizes / sizes.sum()))]
+    return (volume, *_sample(volume, rng, in_shape, out_shape, cfg))
+
+
 def make_batch(
     volumes: list[TrainingVolume], cfg: TrainConfig, rng: np.random.Generator, augmented: bool = True
 ) -> dict[str, np.ndarray]:
@@ -73,11 +83,9 @@ def make_batch(
     model = cfg.model
     in_shape = shapes.valid_input_shape(model, cfg.output_shape)
     out_shape = shapes.valid_output_shape(model, in_shape)
-    sizes = np.array([v.raw.size for v in volumes], dtype=np.float64)
     items: dict[str, list[np.ndarray]] = {"raw": [], "affinities": [], "weights": [], "lsds": [], "lsd_mask": []}
     for _ in range(cfg.batch_size):
-        volume = volumes[int(rng.choice(len(volumes), p=sizes / sizes.sum()))]
-        raw, labels = _sample(volume, rng, in_shape, out_shape, cfg)
+        volume, raw, labels = _pick_crop(volumes, rng, in_shape, out_shape, cfg)
         raw = normalize_raw(np.asarray(raw), volume.name)
         if augmented:
             raw, labels = augment(raw, labels, rng, volume.voxel_size, cfg.augment)
@@ -114,11 +122,9 @@ def calibration_inputs(volumes: list[TrainingVolume], cfg: TrainConfig, n: int):
     averages the BatchNorm statistics over. Crop ``i`` depends only on ``(cfg.seed, i)``."""
     in_shape = shapes.valid_input_shape(cfg.model, cfg.output_shape)
     out_shape = shapes.valid_output_shape(cfg.model, in_shape)
-    sizes = np.array([v.raw.size for v in volumes], dtype=np.float64)
     for i in range(n):
-        rng = np.random.default_rng([cfg.seed, _CALIBRATION_STREAM, i])
-        volume = volumes[int(rng.choice(len(volumes), p=sizes / sizes.sum()))]
-        raw, _ = _sample(volume, rng, in_shape, out_shape, cfg)
+        volume, raw, _ = _pick_crop(volumes, np.random.default_rng([cfg.seed, _CALIBRATION_STREAM, i]), in_shape,
+                                    out_shape, cfg)
         yield torch.from_numpy(np.ascontiguousarray(normalize_raw(np.asarray(raw), volume.name), dtype=np.float32)[None, None])
 
 
