@@ -186,8 +186,9 @@ def recalibrate_model_file(config_path: str | Path, model_path: str | Path, crop
     if n < 1:
         raise ConfigError(f"--crops {n}: expected at least 1 crop")
     model = load_model(model_path)
-    if model.config.model_dump_json() != cfg.model.model_dump_json():
+    if not model.config.same_architecture(cfg.model):
         raise ConfigError(f"{model_path}: its architecture differs from the model section of {config_path}")
+    model.config = cfg.model  # the same network; the config's voxel_size_range is the one to record
     if not batchnorm_layers(model):
         raise InputError(f"{model_path}: the model has no BatchNorm layer, so there are no statistics to recompute")
     extra = dict(read_model_state(model_path).get("extra") or {})

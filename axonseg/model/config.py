@@ -6,6 +6,7 @@ It is saved next to every checkpoint, so a model file always says what it predic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,6 +23,11 @@ DEFAULT_OFFSETS: list[Triple] = NEAREST_OFFSETS + [
 ]
 
 LSD_CHANNELS = 10
+
+#: A model runs on voxel sizes within this relative tolerance of its own (or of its range).
+VOXEL_SIZE_RTOL = 0.05
+
+Range = tuple[float, float]
 
 
 class ModelConfig(BaseModel):
@@ -50,6 +56,11 @@ class ModelConfig(BaseModel):
         lsd: add an auxiliary head of 10 local shape descriptor channels (training only).
         lsd_sigma_nm: Gaussian sigma in nm of the LSD target.
         voxel_size: voxel size in nm (z, y, x) the model was trained at.
+        voxel_size_range: optional (min, max) nm per axis (z, y, x) of the voxel sizes the
+            model was trained on, when training drew volumes from a range of voxel sizes and
+            presented them all as ``voxel_size`` (a scale augmentation). Predict then accepts
+            any volume inside it (±5%). None: only ``voxel_size`` ±5%. It does not change the
+            network, so a run may add it on resume (:meth:`same_architecture`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -66,6 +77,7 @@ class ModelConfig(BaseModel):
     lsd: bool = False
     lsd_sigma_nm: float = Field(80.0, gt=0)
     voxel_size: tuple[float, float, float] = (10.0, 10.0, 10.0)
+    voxel_size_range: tuple[Range, Range, Range] | None = None
 
     @field_validator("downsample_factors")
     @classmethod
@@ -93,6 +105,18 @@ class ModelConfig(BaseModel):
         return voxel_size
 
     @model_validator(mode="after")
+    def _range_holds_voxel_size(self) -> "ModelConfig":
+        if self.voxel_size_range is not None:
+            for axis, (low, high), size in zip("zyx", self.voxel_size_range, self.voxel_size, strict=True):
+                if not 0 < low <= high:
+                    raise ValueError(f"voxel_size_range {axis}: ({low}, {high}) nm: expected 0 < min <= max")
+                if not low <= size <= high:
+                    raise ValueError(
+                        f"voxel_size_range {axis}: ({low}, {high}) nm does not hold voxel_size {size} nm"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _fill_and_check_kernels(self) -> "ModelConfig":
         levels = self.num_levels
         if self.kernel_size_down is None:
@@ -115,6 +139,33 @@ class ModelConfig(BaseModel):
                 if any(k < 1 or k % 2 == 0 for k in kernel):
                     raise ValueError(f"kernel size {kernel}: every size must be odd and >= 1")
         return self
+
+    def accepts_voxel_size(self, voxel_size: Sequence[float], rtol: float = VOXEL_SIZE_RTOL) -> bool:
+        """Whether a volume of ``voxel_size`` (nm, zyx) is one this model was trained for:
+        within ``rtol`` of ``voxel_size``, or of ``voxel_size_range`` when it has one."""
+        wanted = [float(v) for v in voxel_size]
+        if len(wanted) != 3:
+            return False
+        if all(abs(w - v) <= rtol * abs(v) for w, v in zip(wanted, self.voxel_size, strict=True)):
+            return True
+        if self.voxel_size_range is None:
+            return False
+        return all(
+            low * (1 - rtol) <= w <= high * (1 + rtol)
+            for w, (low, high) in zip(wanted, self.voxel_size_range, strict=True)
+        )
+
+    def voxel_size_text(self) -> str:
+        """The voxel sizes the model takes, for messages: "30 8 8 nm" or "30-40 6-10 6-10 nm (z y x)"."""
+        if self.voxel_size_range is None:
+            return " ".join(f"{v:g}" for v in self.voxel_size) + " nm"
+        return " ".join(f"{low:g}-{high:g}" for low, high in self.voxel_size_range) + " nm (z y x)"
+
+    def same_architecture(self, other: "ModelConfig") -> bool:
+        """Whether ``other`` builds the same network with the same weights' meaning: every field
+        but ``voxel_size_range``, which only widens the volumes predict accepts."""
+        ignored = {"voxel_size_range"}
+        return self.model_dump(exclude=ignored) == other.model_dump(exclude=ignored)
 
     @property
     def num_levels(self) -> int:

@@ -251,11 +251,10 @@ class Predictor:
                 f"raw has {channels} channel(s) but the model expects in_channels={self.config.in_channels}"
             )
         if voxel_size is not None:
-            ours = np.asarray(self.config.voxel_size, dtype=float)
-            if not np.allclose(np.asarray(voxel_size, dtype=float), ours, rtol=0.05):
+            if not self.config.accepts_voxel_size(voxel_size):
                 raise InputError(
                     f"raw has voxel_size {[float(v) for v in voxel_size]} nm but the model was trained at "
-                    f"{list(self.config.voxel_size)} nm (z y x): resample the volume or use a matching model"
+                    f"{self.config.voxel_size_text()} (z y x): resample the volume or use a matching model"
                 )
         if not shapes.is_valid_input_shape(self.config, raw.shape[-3:]):
             shapes.valid_output_shape(self.config, raw.shape[-3:])  # raises with a suggestion

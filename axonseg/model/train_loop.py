@@ -24,7 +24,8 @@ from axonseg.model.activity import active_fractions, dead_layers
 from axonseg.model.batchnorm import recalibrate_batchnorm
 from axonseg.model import shapes
 from axonseg.model.checkpoint import (
-    list_checkpoints, load_training_state, read_model_state, save_model, save_training_state,
+    list_checkpoints, load_training_state, model_config_from_json, read_model_state, save_model,
+    save_training_state,
 )
 from axonseg.model.losses import masked_mse, weighted_bce
 from axonseg.model.predict import cpu_bf16_is_fast
@@ -224,7 +225,7 @@ def train(
     start, history = 0, []
     if resume and existing:
         state = load_training_state(existing[-1])
-        if state["model_config"] != cfg.model.model_dump_json():
+        if not model_config_from_json(state["model_config"]).same_architecture(cfg.model):
             raise ConfigError(f"model config differs from the one in {existing[-1]}: cannot resume with another architecture")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

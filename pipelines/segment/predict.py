@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 STAGE = "affinities"
 MARKER_STAGE = "predict"
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
-VOXEL_RTOL = 0.05  # the Predictor's tolerance: a model runs on voxel sizes within 5% of its own
 
 
 class PredictConfig(StrictModel):
@@ -153,16 +152,20 @@ def default_model_path(voxel_size: Sequence[float], models_dir: Path | None = No
     if listed is not None:
         candidates = [path for path in candidates if path.parent.name in listed]
     wanted = np.asarray(voxel_size, dtype=float)
-    found, matches = [], []
+    found, matches, nominal = [], [], []
     for path in candidates:
         cfg = _model_config(path)
         if cfg is None:
             continue
-        found.append(f"{path.parent.name} ({' '.join(f'{v:g}' for v in cfg.voxel_size)} nm)")
-        if np.allclose(cfg.voxel_size, wanted, rtol=VOXEL_RTOL):
+        found.append(f"{path.parent.name} ({cfg.voxel_size_text()})")
+        if cfg.accepts_voxel_size(wanted):
             matches.append(path)
+            if cfg.model_copy(update={"voxel_size_range": None}).accepts_voxel_size(wanted):
+                nominal.append(path)
     if len(matches) == 1:
         return matches[0]
+    if len(nominal) == 1:  # a model trained at this very size wins over one whose range holds it
+        return nominal[0]
     if matches:
         raise StageError(
             f"several models in {models_dir} are trained at voxel size {[float(v) for v in wanted]} nm "
@@ -185,10 +188,10 @@ def check_model_fits(model: AffinityNet, volume: Volume, model_path: Path) -> No
             f"raw {volume.source} has {channels} channel(s) but model {model_path} expects "
             f"in_channels={cfg.in_channels}"
         )
-    if not np.allclose(volume.voxel_size, cfg.voxel_size, rtol=VOXEL_RTOL):
+    if not cfg.accepts_voxel_size(volume.voxel_size):
         raise InputError(
             f"raw {volume.source} has voxel size {list(volume.voxel_size)} nm but model {model_path} was "
-            f"trained at {list(cfg.voxel_size)} nm (z y x): resample the volume or pass a matching --model"
+            f"trained at {cfg.voxel_size_text()} (z y x): resample the volume or pass a matching --model"
         )
     if volume.dtype not in (np.uint8, np.uint16) and volume.dtype.kind != "f":
         raise InputError(f"raw {volume.source} has dtype {volume.dtype}: expected uint8, uint16 or float in [0, 1]")

@@ -137,6 +137,14 @@ def test_recalibrate_model_file(tmp_path, make_blob_labels):
     extra = read_model_state(tmp_path / "model.pt")["extra"]
     assert extra["bn_calibration_crops"] == 2 and extra["step"] == 7
     assert extra["threshold"] in (0.3, 0.6) and 0.0 <= extra["val_nerl"] <= 1.0 and extra["val_voi_split"] >= 0.0
+    # the config's voxel_size_range (not part of the architecture) is recorded in the file
+    ranged = tmp_path / "ranged.yaml"
+    voxel_range = [[9.0, 12.0], [8.0, 10.0], [8.0, 10.0]]
+    ranged.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()),
+                                      "model": {**model_cfg, "voxel_size_range": voxel_range}}))
+    assert not load_model(tmp_path / "model.pt").config.accepts_voxel_size((12.0, 8.0, 8.0))
+    assert recalibrate_model_file(ranged, tmp_path / "model.pt") == 3
+    assert load_model(tmp_path / "model.pt").config.accepts_voxel_size((12.0, 8.0, 8.0))
     save_model(AffinityNet(ModelConfig(**{**model_cfg, "norm": "none"})), tmp_path / "plain.pt")
     with pytest.raises(ConfigError, match="architecture"):
         recalibrate_model_file(config, tmp_path / "plain.pt")

@@ -76,7 +76,7 @@ def test_bad_inputs_raise_input_error(predictor, iso_config):
     good = np.zeros(in_shape, dtype=np.uint8)
     with pytest.raises(InputError, match="2 channel.*in_channels=1"):
         predictor(np.zeros((2,) + in_shape, dtype=np.uint8))
-    with pytest.raises(InputError, match=r"voxel_size \[30.0, 8.0, 8.0\].*\[10.0, 10.0, 10.0\]"):
+    with pytest.raises(InputError, match=r"voxel_size \[30.0, 8.0, 8.0\] nm but the model was trained at 10 10 10 nm"):
         predictor(good, voxel_size=(30, 8, 8))
     nan = good.astype(np.float32)
     nan[3, 3, 3] = np.nan

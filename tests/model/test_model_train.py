@@ -122,6 +122,28 @@ def test_resume_keeps_a_better_recorded_model(tmp_path, volumes):
     assert read_model_state(tmp_path / "b" / "model.pt")["extra"] == {"step": 4, "val_nerl": 0.55}
 
 
+def test_resume_may_add_a_voxel_size_range(tmp_path, volumes):
+    """A run whose checkpoint predates ``voxel_size_range`` (its model_config JSON has no such
+    key) resumes with a config that adds one: the same network, bit-exact, and the files written
+    after the resume carry the range; another architecture is still refused."""
+    from axonseg.model.checkpoint import load_training_state
+
+    straight = train(tiny_config(tmp_path / "a"), *volumes)
+    train(tiny_config(tmp_path / "b"), *volumes, stop_at=4)
+    checkpoint = list_checkpoints(tmp_path / "b" / "checkpoints")[-1]
+    state = load_training_state(checkpoint)
+    state["model_config"] = state["model_config"].replace(',"voxel_size_range":null', "")
+    assert "voxel_size_range" not in state["model_config"]
+    torch.save(state, checkpoint)
+    base = tiny_config(tmp_path / "b").model
+    ranged = base.model_copy(update={"voxel_size_range": ((9.0, 12.0), (9.0, 12.0), (9.0, 12.0))})
+    resumed = train(tiny_config(tmp_path / "b", model=ranged), *volumes, resume=True)
+    for key, value in straight["model"].state_dict().items():
+        torch.testing.assert_close(value, resumed["model"].state_dict()[key], rtol=0, atol=0)
+    assert load_model(tmp_path / "b" / "model.pt").config.accepts_voxel_size((12.0, 11.0, 9.0))
+    assert '"voxel_size_range":[[9.0,12.0]' in load_training_state(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])["model_config"]
+
+
 def test_batches_are_a_function_of_seed_and_step(tmp_path, volumes):
     cfg = tiny_config(tmp_path, batch_size=2)
     a = make_batch(volumes[0], cfg, step_rng(3, 5))

@@ -134,7 +134,7 @@ def test_model_mismatch_names_both(tmp_path):
     with pytest.raises(InputError, match=r"raw .*in\.zarr/raw has 1 channel\(s\) but model .*two\.pt expects in_channels=2"):
         run_predict(tmp_path / "run", address, two_channels, show_progress=False)
     aniso = tiny_model(tmp_path, name="aniso.pt", voxel_size=(30.0, 8.0, 8.0))
-    with pytest.raises(InputError, match=r"voxel size \[10\.0, 10\.0, 10\.0\] nm but model .*aniso\.pt was trained at \[30\.0, 8\.0, 8\.0\]"):
+    with pytest.raises(InputError, match=r"voxel size \[10\.0, 10\.0, 10\.0\] nm but model .*aniso\.pt was trained at 30 8 8 nm"):
         run_predict(tmp_path / "run", address, aniso, show_progress=False)
     assert not (tmp_path / "run" / "volume.zarr").exists()  # refused before writing anything
 
@@ -214,6 +214,38 @@ def test_defaults_file_names_the_default_among_models_of_one_voxel_size(tmp_path
     (models / "defaults.yaml").write_text("defaults: b_shipped\n")
     with pytest.raises(StageError, match="defaults.yaml: `defaults` must be a list"):
         default_model_path(VOXEL, models)
+
+
+def test_a_model_trained_on_a_range_of_voxel_sizes_runs_inside_it(tmp_path):
+    """A model whose training drew voxel sizes from a range (aniso_v2: 30-40 x 6-10 x 6-10 nm,
+    all presented as 30x8x8) predicts any volume inside it, unchanged; outside it is refused,
+    naming the range. As a default, a model trained at the very voxel size wins over one whose
+    range merely holds it."""
+    ranged_range = ((30.0, 40.0), (6.0, 10.0), (6.0, 10.0))
+    models = tmp_path / "models"
+    (models / "ranged").mkdir(parents=True)
+    ranged = tiny_model(models / "ranged", voxel_size=(35.0, 8.0, 8.0), voxel_size_range=ranged_range)
+    raw = smooth_raw((6, 8, 8), seed=6)
+    address = write_raw(tmp_path, raw, voxel=(36.0, 7.0, 7.0))
+    result = run_predict(tmp_path / "run", address, ranged, PredictConfig(**FAST), show_progress=False)
+    expected = predict_volume(raw, Predictor(load_model(ranged), precision="float32", freeze=False), (8, 8, 8))
+    assert result.model_path == ranged
+    assert np.abs(affinities(tmp_path / "run").astype(int) - expected.astype(int)).max() <= 1
+    assert default_model_path((36.0, 7.0, 7.0), models) == ranged
+    (models / "stock").mkdir()
+    stock = tiny_model(models / "stock", voxel_size=(30.0, 8.0, 8.0))
+    assert default_model_path((36.0, 7.0, 7.0), models) == ranged
+    assert default_model_path((30.0, 8.0, 8.0), models) == stock
+    with pytest.raises(InputError, match=r"voxel size \[36\.0, 7\.0, 7\.0\] nm but model .*stock.*was trained at 30 8 8 nm"):
+        run_predict(tmp_path / "run2", address, stock, show_progress=False)
+    outside = write_raw(tmp_path / "b", raw, voxel=(28.0, 5.5, 5.5))
+    with pytest.raises(InputError, match=r"was trained at 30-40 6-10 6-10 nm \(z y x\)"):
+        run_predict(tmp_path / "run3", outside, ranged, show_progress=False)
+    with pytest.raises(StageError, match=r"ranged \(30-40 6-10 6-10 nm \(z y x\)\), stock \(30 8 8 nm\)"):
+        default_model_path((28.0, 5.5, 5.5), models)
+    with pytest.raises(InputError, match=r"trained at 30-40 6-10 6-10 nm"):
+        Predictor(load_model(ranged), precision="float32")(raw, voxel_size=(28.0, 5.5, 5.5))
+    assert not (tmp_path / "run2" / "volume.zarr").exists() and not (tmp_path / "run3" / "volume.zarr").exists()
 
 
 def test_shipped_config_file_loads():
