@@ -1,9 +1,10 @@
 """Fragment settings and their perfect-agglomeration ceiling, on a run's affinities (#15).
 
 For each fragment setting, the run's affinities go through fragments -> region graph ->
-agglomeration at every threshold -> AxonEM ERL/VOI; beside it, the ceiling: every fragment
-given its majority ground-truth body (:func:`axonseg.evaluate.ceiling.majority_lut`), which no
-agglomeration of those fragments can beat. Use a validation run, never the held-out slab, to
+agglomeration at every threshold -> AxonEM ERL/VOI; beside it, two references: every fragment
+given its majority ground-truth body (:func:`axonseg.evaluate.ceiling.majority_lut`; the
+reference for VOI), and the same with fragments that hold two bodies left alone (the
+reference for ERL, where joining a mixed fragment to either body merges whole skeletons). Use a validation run, never the held-out slab, to
 choose a setting:
 
     python scripts/fragment_ceiling.py --run data/models/fib_v4/validation/run \\
@@ -33,7 +34,19 @@ VARIANTS = {
     "default": {},
     "flood": {"flood": True},
     "flood, boundary 0.3": {"flood": True, "boundary_threshold": 0.3},
+    "boundary 0.3": {"boundary_threshold": 0.3},
+    "boundary 0.2": {"boundary_threshold": 0.2},
+    "seed radius 2": {"seed_radius": 2},
+    "min_size 20": {"min_size": 20},
+    "boundary 0.4": {"boundary_threshold": 0.4},
 }
+#: Agglomeration settings of a variant other than mean affinity (the validation hook's default).
+AGGLOMERATE = {
+    "boundary 0.3, quantile": ({"boundary_threshold": 0.3}, {"method": "quantile", "quantile": 50.0}),
+    "boundary 0.3, mutex": ({"boundary_threshold": 0.3}, {"method": "mutex"}),
+    "default, quantile": ({}, {"method": "quantile", "quantile": 50.0}),
+}
+VARIANTS.update({name: fragments for name, (fragments, _) in AGGLOMERATE.items()})
 THRESHOLDS = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
 KEYS = ("nerl", "voi_split", "voi_merge", "n_merge")
 
@@ -49,13 +62,13 @@ def fresh_run(source: Path, target: Path) -> Path:
     return target
 
 
-def score_variant(run: Path, labels: str, settings: dict) -> dict:
+def score_variant(run: Path, labels: str, settings: dict, agglomerate: dict | None = None) -> dict:
     """Pipeline figures (best row, and the row at the model's calibrated threshold) and the
-    ceiling of one fragment setting."""
+    ceiling of one fragment setting (and agglomeration setting; default mean affinity)."""
     folder = RunFolder(run)
     spatial = list(open_volume(str(run / "volume.zarr" / "affinities")).spatial_shape)
     segment = SegmentConfig.model_validate({"block_shape": spatial, "fragments": settings,
-                                            "agglomerate": {"thresholds": THRESHOLDS}})
+                                            "agglomerate": {"thresholds": THRESHOLDS, **(agglomerate or {})}})
     results = run_segment_stages(run, segment, show_progress=False)
     report = evaluate_run(run, labels, show_progress=False)
     calibrated = folder.model_threshold()
@@ -64,8 +77,11 @@ def score_variant(run: Path, labels: str, settings: dict) -> dict:
     gt_volume = open_volume(labels)
     gt = np.asarray(gt_volume.data)
     sizes = np.bincount(np.unique(fragments, return_inverse=True)[1].ravel())
-    ceiling = evaluate_arrays(apply_lut(fragments, majority_lut(fragments, gt)), gt,
-                              read_skeletons(run / "skeletons" / "gt"), gt_volume.voxel_size, gt_volume.offset).summary()
+    skeletons = read_skeletons(run / "skeletons" / "gt")
+    ceiling, ceiling_erl = (
+        evaluate_arrays(apply_lut(fragments, majority_lut(fragments, gt, isolate_mixed=isolate)), gt,
+                        skeletons, gt_volume.voxel_size, gt_volume.offset).summary()
+        for isolate in (False, True))
     graph = results["agglomerate"].details or {}
     return {
         "fragments": int(len(sizes) - (1 if (fragments == 0).any() else 0)),
@@ -74,6 +90,7 @@ def score_variant(run: Path, labels: str, settings: dict) -> dict:
         "best": {"threshold": report.best["threshold"], **{k: report.best.get(k) for k in KEYS}},
         "at_model_threshold": {"threshold": at_model.get("threshold"), **{k: at_model.get(k) for k in KEYS}},
         "ceiling": {k: ceiling.get(k) for k in KEYS},
+        "ceiling_erl": {k: ceiling_erl.get(k) for k in KEYS},
     }
 
 
@@ -85,14 +102,15 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
     rows = {name: score_variant(fresh_run(args.run, args.out / name.replace(", ", "_").replace(" ", "")), args.labels,
-                                VARIANTS[name]) for name in args.variants}
+                                VARIANTS[name], AGGLOMERATE.get(name, ({}, None))[1]) for name in args.variants}
     print(f"{'setting':22s}{'fragments':>10s}{'1-voxel':>9s}{'edges':>10s}  best NERL (thr) VOI s/m   "
-          "calibrated NERL VOI s/m   ceiling NERL VOI s/m")
+          "calibrated NERL VOI s/m   majority NERL VOI s/m   mixed alone NERL VOI s/m")
     for name, row in rows.items():
-        best, model, ceil = row["best"], row["at_model_threshold"], row["ceiling"]
+        best, model, ceil, alone = row["best"], row["at_model_threshold"], row["ceiling"], row["ceiling_erl"]
         fmt = lambda r: f"{r['nerl'] or 0:.3f} {r['voi_split'] or 0:.2f}/{r['voi_merge'] or 0:.2f}"  # noqa: E731
         print(f"{name:22s}{row['fragments']:>10d}{row['single_voxel_share']:>9.1%}{row['graph_edges'] or 0:>10}  "
-              f"{fmt(best)} ({best['threshold']})   {fmt(model) if model['nerl'] is not None else '-':>20s}   {fmt(ceil)}")
+              f"{fmt(best)} ({best['threshold']})   {fmt(model) if model['nerl'] is not None else '-':>20s}   {fmt(ceil)}   "
+              f"{fmt(alone)}")
     print(json.dumps(rows))
 
 
