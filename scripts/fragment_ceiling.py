@@ -39,6 +39,9 @@ VARIANTS = {
     "seed radius 2": {"seed_radius": 2},
     "min_size 20": {"min_size": 20},
     "boundary 0.4": {"boundary_threshold": 0.4},
+    "boundary 0.3, attach 0.5": {"boundary_threshold": 0.3, "attach_threshold": 0.5},
+    "boundary 0.4, attach 0.5": {"boundary_threshold": 0.4, "attach_threshold": 0.5},
+    "boundary 0.3, attach 0.7": {"boundary_threshold": 0.3, "attach_threshold": 0.7},
 }
 #: Agglomeration settings of a variant other than mean affinity (the validation hook's default).
 AGGLOMERATE = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from axonseg.config import IntTriple, ShapeTriple, StrictModel, load_config
 
@@ -28,6 +28,11 @@ class FragmentsConfig(StrictModel):
     flood: bool = Field(
         False, description="attach every voxel without a seed or confident edge (membrane) to the neighbour over its best edge"
     )
+    attach_threshold: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="voxels left without a seed or confident edge attach over edges with boundary below this; "
+                    "null: boundary_threshold (everything with flood)",
+    )
     context: IntTriple = Field((8, 8, 8), description="voxels of context per side (z, y, x) read around each block")
 
     @field_validator("context")
@@ -36,6 +41,12 @@ class FragmentsConfig(StrictModel):
         if not all(v >= 0 for v in value):
             raise ValueError("context must be zero or more voxels per axis")
         return value
+
+    @model_validator(mode="after")
+    def _attach_or_flood(self) -> "FragmentsConfig":
+        if self.flood and self.attach_threshold is not None:
+            raise ValueError("attach_threshold and flood: true exclude each other (flood attaches every voxel)")
+        return self
 
 
 class AgglomerateConfig(StrictModel):

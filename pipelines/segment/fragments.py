@@ -72,6 +72,7 @@ def _watershed(affinities: Affinities, settings, ids_per_block: int, grid: tuple
             boundary_threshold=settings.boundary_threshold, seed_radius=settings.seed_radius,
             seed_method=settings.seed_method, min_size=settings.min_size,
             per_section=settings.per_section, mask=mask_block, flood=settings.flood,
+            attach_threshold=settings.attach_threshold,
         )
         written = np.ascontiguousarray(data.crop(fragments))
         if not written.any():

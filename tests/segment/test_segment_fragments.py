@@ -156,6 +156,30 @@ def test_flood_joins_every_lonely_membrane_voxel_to_a_neighbour(make_affinities)
     assert np.unique(flooded[:, :, :10]) != np.unique(flooded[:, :, 11:])  # the cubes stay apart
 
 
+def test_attach_threshold_joins_unsure_membrane_voxels_under_strict_seeds(make_affinities):
+    """Seeds and confident joins at boundary 0.3, attachment up to 0.5: a sheet of voxels whose
+    edges have affinity 0.6 (boundary 0.4) is no seed and no confident edge, so at 0.3 alone
+    each of its voxels stays a fragment of one voxel; with attach_threshold 0.5 each joins a
+    side, and the two cubes stay apart."""
+    labels = two_cubes((12, 20, 21))
+    affinities = make_affinities(labels, NN_OFFSETS, noise=0.0)
+    affinities[:, :, :, 10] = 0.6
+    affinities[2, :, :, 11] = 0.6
+    strict, n_strict = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10), boundary_threshold=0.3)
+    assert n_strict == 2 + 12 * 20
+    attached, n_attached = watershed_fragments(affinities, NN_OFFSETS, voxel_size=(10, 10, 10),
+                                               boundary_threshold=0.3, attach_threshold=0.5)
+    assert n_attached == 2 and attached.all()
+    assert np.unique(attached[:, :, :10]).size == np.unique(attached[:, :, 11:]).size == 1
+    assert np.unique(attached[:, :, :10]) != np.unique(attached[:, :, 11:])
+    with pytest.raises(InputError, match="attach_threshold is 0.5: .*not with flood"):
+        watershed_fragments(affinities, NN_OFFSETS, flood=True, attach_threshold=0.5)
+    from axonseg.pipelines.segment.config import FragmentsConfig
+
+    with pytest.raises(ValueError, match="attach_threshold and flood: true exclude each other"):
+        FragmentsConfig(flood=True, attach_threshold=0.5)
+
+
 def test_best_neighbours_matches_a_brute_force_mean_with_ties_to_the_smaller_id():
     """min_size's kernel: per small fragment, the neighbour with the highest mean face affinity
     over all faces they share (both orientations), ties to the smaller id, -1 when none."""
