@@ -178,20 +178,21 @@ def recalibrate_model_file(config_path: str | Path, model_path: str | Path, crop
         ConfigError: the model's architecture differs from the config's, or crops < 1.
     """
     from axonseg.model.batchnorm import batchnorm_layers, recalibrate_batchnorm
-    from axonseg.model.checkpoint import load_model, read_model_state, save_model
+    from axonseg.model.checkpoint import model_from_state, read_model_state, save_model
     from axonseg.model.sampler import calibration_inputs
 
     cfg = load_config(config_path)
     n = cfg.bn_calibration_crops if crops is None else crops
     if n < 1:
         raise ConfigError(f"--crops {n}: expected at least 1 crop")
-    model = load_model(model_path)
+    state = read_model_state(model_path)
+    model = model_from_state(state, model_path)
     if not model.config.same_architecture(cfg.model):
         raise ConfigError(f"{model_path}: its architecture differs from the model section of {config_path}")
     model.config = cfg.model  # the same network; the config's voxel_size_range is the one to record
     if not batchnorm_layers(model):
         raise InputError(f"{model_path}: the model has no BatchNorm layer, so there are no statistics to recompute")
-    extra = dict(read_model_state(model_path).get("extra") or {})
+    extra = dict(state.get("extra") or {})
     train_volumes, val_volumes = load_volumes(cfg)
     calibrated, used = recalibrate_batchnorm(model, calibration_inputs(train_volumes, cfg, n))
     extra["bn_calibration_crops"] = used

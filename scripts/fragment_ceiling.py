@@ -4,8 +4,8 @@ For each fragment setting, the run's affinities go through fragments -> region g
 agglomeration at every threshold -> AxonEM ERL/VOI; beside it, two references: every fragment
 given its majority ground-truth body (:func:`axonseg.evaluate.ceiling.majority_lut`; the
 reference for VOI), and the same with fragments that hold two bodies left alone (the
-reference for ERL, where joining a mixed fragment to either body merges whole skeletons). Use a validation run, never the held-out slab, to
-choose a setting:
+reference for ERL, where joining a mixed fragment to either body merges whole skeletons). Use a
+validation run, never the held-out slab, to choose a setting:
 
     python scripts/fragment_ceiling.py --run data/models/fib_v4/validation/run \\
         --labels data/models/fib_v4/validation/heldout.zarr/labels --out /tmp/ceiling
@@ -30,26 +30,24 @@ from axonseg.pipelines.segment.stages import run_segment_stages
 from axonseg.pipelines.skeletonize.blocks import read_skeletons
 from axonseg.segment import apply_lut
 
-VARIANTS = {
-    "default": {},
-    "flood": {"flood": True},
-    "flood, boundary 0.3": {"flood": True, "boundary_threshold": 0.3},
-    "boundary 0.3": {"boundary_threshold": 0.3},
-    "boundary 0.2": {"boundary_threshold": 0.2},
-    "seed radius 2": {"seed_radius": 2},
-    "min_size 20": {"min_size": 20},
-    "boundary 0.4": {"boundary_threshold": 0.4},
-    "boundary 0.3, attach 0.5": {"boundary_threshold": 0.3, "attach_threshold": 0.5},
-    "boundary 0.4, attach 0.5": {"boundary_threshold": 0.4, "attach_threshold": 0.5},
-    "boundary 0.3, attach 0.7": {"boundary_threshold": 0.3, "attach_threshold": 0.7},
-}
-#: Agglomeration settings of a variant other than mean affinity (the validation hook's default).
-AGGLOMERATE = {
-    "boundary 0.3, quantile": ({"boundary_threshold": 0.3}, {"method": "quantile", "quantile": 50.0}),
+QUANTILE = {"method": "quantile", "quantile": 50.0}
+#: name -> (fragment settings, agglomeration settings; {} = mean affinity, the validation hook's)
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "default": ({}, {}),
+    "flood": ({"flood": True}, {}),
+    "flood, boundary 0.3": ({"flood": True, "boundary_threshold": 0.3}, {}),
+    "boundary 0.4": ({"boundary_threshold": 0.4}, {}),
+    "boundary 0.3": ({"boundary_threshold": 0.3}, {}),
+    "boundary 0.2": ({"boundary_threshold": 0.2}, {}),
+    "seed radius 2": ({"seed_radius": 2}, {}),
+    "min_size 20": ({"min_size": 20}, {}),
+    "boundary 0.3, attach 0.5": ({"boundary_threshold": 0.3, "attach_threshold": 0.5}, {}),
+    "boundary 0.4, attach 0.5": ({"boundary_threshold": 0.4, "attach_threshold": 0.5}, {}),
+    "boundary 0.3, attach 0.7": ({"boundary_threshold": 0.3, "attach_threshold": 0.7}, {}),
+    "default, quantile": ({}, QUANTILE),
+    "boundary 0.3, quantile": ({"boundary_threshold": 0.3}, QUANTILE),
     "boundary 0.3, mutex": ({"boundary_threshold": 0.3}, {"method": "mutex"}),
-    "default, quantile": ({}, {"method": "quantile", "quantile": 50.0}),
 }
-VARIANTS.update({name: fragments for name, (fragments, _) in AGGLOMERATE.items()})
 THRESHOLDS = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
 KEYS = ("nerl", "voi_split", "voi_merge", "n_merge")
 
@@ -65,13 +63,13 @@ def fresh_run(source: Path, target: Path) -> Path:
     return target
 
 
-def score_variant(run: Path, labels: str, settings: dict, agglomerate: dict | None = None) -> dict:
+def score_variant(run: Path, labels: str, settings: dict, agglomerate: dict) -> dict:
     """Pipeline figures (best row, and the row at the model's calibrated threshold) and the
     ceiling of one fragment setting (and agglomeration setting; default mean affinity)."""
     folder = RunFolder(run)
     spatial = list(open_volume(str(run / "volume.zarr" / "affinities")).spatial_shape)
     segment = SegmentConfig.model_validate({"block_shape": spatial, "fragments": settings,
-                                            "agglomerate": {"thresholds": THRESHOLDS, **(agglomerate or {})}})
+                                            "agglomerate": {"thresholds": THRESHOLDS, **agglomerate}})
     results = run_segment_stages(run, segment, show_progress=False)
     report = evaluate_run(run, labels, show_progress=False)
     calibrated = folder.model_threshold()
@@ -105,7 +103,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
     rows = {name: score_variant(fresh_run(args.run, args.out / name.replace(", ", "_").replace(" ", "")), args.labels,
-                                VARIANTS[name], AGGLOMERATE.get(name, ({}, None))[1]) for name in args.variants}
+                                *VARIANTS[name]) for name in args.variants}
     print(f"{'setting':22s}{'fragments':>10s}{'1-voxel':>9s}{'edges':>10s}  best NERL (thr) VOI s/m   "
           "calibrated NERL VOI s/m   majority NERL VOI s/m   mixed alone NERL VOI s/m")
     for name, row in rows.items():

@@ -85,7 +85,16 @@ def load_model(path: str | Path, map_location: str = "cpu") -> AffinityNet:
         InputError: if the file is missing or holds no model whose weights fit its config.
     """
     path = Path(path)
-    state = read_model_state(path, map_location)
+    return model_from_state(read_model_state(path, map_location), path)
+
+
+def model_from_state(state: dict[str, Any], path: str | Path) -> AffinityNet:
+    """The ``AffinityNet`` of a dict read by :func:`read_model_state` (``path`` names it in errors).
+
+    Raises:
+        InputError: its model_config is invalid or its weights do not fit it.
+    """
+    path = Path(path)
     try:
         config = model_config_from_json(state["model_config"])
     except (ValueError, TypeError) as err:  # pydantic's ValidationError is a ValueError

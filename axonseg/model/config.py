@@ -140,25 +140,28 @@ class ModelConfig(BaseModel):
                     raise ValueError(f"kernel size {kernel}: every size must be odd and >= 1")
         return self
 
+    def trained_at(self, voxel_size: Sequence[float], rtol: float = VOXEL_SIZE_RTOL) -> bool:
+        """Whether ``voxel_size`` (nm, zyx) is within ``rtol`` of the model's own ``voxel_size``."""
+        wanted = [float(v) for v in voxel_size]
+        return len(wanted) == 3 and all(abs(w - v) <= rtol * abs(v) for w, v in zip(wanted, self.voxel_size))
+
     def accepts_voxel_size(self, voxel_size: Sequence[float], rtol: float = VOXEL_SIZE_RTOL) -> bool:
         """Whether a volume of ``voxel_size`` (nm, zyx) is one this model was trained for:
-        within ``rtol`` of ``voxel_size``, or of ``voxel_size_range`` when it has one."""
-        wanted = [float(v) for v in voxel_size]
-        if len(wanted) != 3:
-            return False
-        if all(abs(w - v) <= rtol * abs(v) for w, v in zip(wanted, self.voxel_size, strict=True)):
+        within ``rtol`` of ``voxel_size`` (:meth:`trained_at`), or of ``voxel_size_range``."""
+        if self.trained_at(voxel_size, rtol):
             return True
         if self.voxel_size_range is None:
             return False
-        return all(
-            low * (1 - rtol) <= w <= high * (1 + rtol)
-            for w, (low, high) in zip(wanted, self.voxel_size_range, strict=True)
+        wanted = [float(v) for v in voxel_size]
+        return len(wanted) == 3 and all(
+            low * (1 - rtol) <= w <= high * (1 + rtol) for w, (low, high) in zip(wanted, self.voxel_size_range)
         )
 
-    def voxel_size_text(self) -> str:
-        """The voxel sizes the model takes, for messages: "30 8 8 nm" or "30-40 6-10 6-10 nm (z y x)"."""
+    def voxel_size_text(self, axes: bool = False) -> str:
+        """The voxel sizes the model takes, for messages: "30 8 8 nm" or "30-40 6-10 6-10 nm (z y x)";
+        ``axes`` names the axis order in both cases."""
         if self.voxel_size_range is None:
-            return " ".join(f"{v:g}" for v in self.voxel_size) + " nm"
+            return " ".join(f"{v:g}" for v in self.voxel_size) + (" nm (z y x)" if axes else " nm")
         return " ".join(f"{low:g}-{high:g}" for low, high in self.voxel_size_range) + " nm (z y x)"
 
     def same_architecture(self, other: "ModelConfig") -> bool:

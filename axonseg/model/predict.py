@@ -254,7 +254,7 @@ class Predictor:
             if not self.config.accepts_voxel_size(voxel_size):
                 raise InputError(
                     f"raw has voxel_size {[float(v) for v in voxel_size]} nm but the model was trained at "
-                    f"{self.config.voxel_size_text()} (z y x): resample the volume or use a matching model"
+                    f"{self.config.voxel_size_text(axes=True)}: resample the volume or use a matching model"
                 )
         if not shapes.is_valid_input_shape(self.config, raw.shape[-3:]):
             shapes.valid_output_shape(self.config, raw.shape[-3:])  # raises with a suggestion

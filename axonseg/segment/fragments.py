@@ -237,12 +237,16 @@ def watershed_fragments(
     del inside
     # seeds are 1..k, all used, and the kernel adds new ids above them: the ids it returns
     # are consecutive, so only a merge of small fragments needs a renumbering
+    if flood:
+        attach_threshold = 1.0
+    elif attach_threshold is None:
+        attach_threshold = boundary_threshold
     renumber = min_size > 1
     if not renumber and id_offset + seeds.size > _UINT64_MAX:
         raise InputError(f"id_offset {id_offset} + up to {seeds.size} fragments overflows uint64")
     fragments, n_ids = edge_watershed(
         seeds.ravel(), distance, flat_mask, shape_array, axes,
-        255 if flood else int(np.floor((boundary_threshold if attach_threshold is None else attach_threshold) * 255)),
+        int(np.floor(attach_threshold * 255)),
         int(np.floor(boundary_threshold * 255 * 0.25)),
         np.uint64(0 if renumber else id_offset),
     )

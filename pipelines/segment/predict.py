@@ -160,7 +160,7 @@ def default_model_path(voxel_size: Sequence[float], models_dir: Path | None = No
         found.append(f"{path.parent.name} ({cfg.voxel_size_text()})")
         if cfg.accepts_voxel_size(wanted):
             matches.append(path)
-            if cfg.model_copy(update={"voxel_size_range": None}).accepts_voxel_size(wanted):
+            if cfg.trained_at(wanted):
                 nominal.append(path)
     if len(matches) == 1:
         return matches[0]
@@ -191,7 +191,7 @@ def check_model_fits(model: AffinityNet, volume: Volume, model_path: Path) -> No
     if not cfg.accepts_voxel_size(volume.voxel_size):
         raise InputError(
             f"raw {volume.source} has voxel size {list(volume.voxel_size)} nm but model {model_path} was "
-            f"trained at {cfg.voxel_size_text()} (z y x): resample the volume or pass a matching --model"
+            f"trained at {cfg.voxel_size_text(axes=True)}: resample the volume or pass a matching --model"
         )
     if volume.dtype not in (np.uint8, np.uint16) and volume.dtype.kind != "f":
         raise InputError(f"raw {volume.source} has dtype {volume.dtype}: expected uint8, uint16 or float in [0, 1]")
