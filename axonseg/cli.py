@@ -195,7 +195,7 @@ def evaluate(
     gt: Optional[str] = typer.Option(None, "--gt", help="ground-truth label array; in a run defaults to volume.zarr/labels"),
     pred: Optional[str] = typer.Option(None, "--pred", help="score any plain segmentation array instead of a run"),
     voxel_size: Optional[Tuple[float, float, float]] = typer.Option(None, "--voxel-size", help=VOXEL_HELP + "; only for arrays whose files carry none"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the summary JSON here (erl_nm, gt_erl_nm, nerl, voi_split, voi_merge, arand, n_split, n_merge)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the summary JSON here (erl_nm, gt_erl_nm, nerl and its 90% bootstrap interval nerl_low, nerl_high, voi_split, voi_merge, arand, n_split, n_merge)"),
     mask: Optional[str] = typer.Option(None, "--mask", help="ground-truth mask of non-axon voxels (nonzero = not an axon)"),
     config: Optional[Path] = typer.Option(None, "--config", help="evaluation config YAML (see configs/evaluate.yaml)"),
     scheduler: str = typer.Option("threads", "--scheduler", help=SCHEDULER_HELP),

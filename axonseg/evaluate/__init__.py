@@ -16,6 +16,7 @@ from axonseg.evaluate.lookup import (
     merge_counts,
     node_voxel_indices,
 )
+from axonseg.evaluate.bootstrap import nerl_interval, paired_nerl_difference
 from axonseg.evaluate.rand import RandResult, adapted_rand, adapted_rand_from_contingency
 from axonseg.evaluate.result import SUMMARY_KEYS, EvaluationResult
 from axonseg.evaluate.skeletons import FlatSkeletons, as_flat_skeletons, flat_skeletons
@@ -58,7 +59,9 @@ __all__ = [
     "mask_voxel_counts",
     "merge_contingency",
     "merge_counts",
+    "nerl_interval",
     "node_voxel_indices",
+    "paired_nerl_difference",
     "split_merge_lists",
     "variation_of_information",
     "voi_from_contingency",

@@ -51,6 +51,9 @@ def test_report_files_are_valid(tubes, tmp_path):
     assert len(images) == 3
     assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images)
     assert page.count('<tr class="best">') == 1
+    best_row = payload["best"]
+    assert best_row["nerl_low"] <= best_row["nerl"] <= best_row["nerl_high"]
+    assert f"90% interval over the skeletons {best_row['nerl_low']:.3g}-{best_row['nerl_high']:.3g}" in page
     z, y, x = payload["splits"][0]["location_nm"]
     assert "Ten worst splits" in page and f"({z:.0f}, {y:.0f}, {x:.0f})" in page
 
@@ -67,7 +70,10 @@ def test_existing_report_is_not_overwritten(tubes, tmp_path):
 def test_rich_table_lists_every_row(tubes):
     rows, _ = _rows(tubes)
     console = Console(record=True, width=160)
-    print_summary(rows, rows[1], console=console)
+    print_summary(rows, rows[2], console=console)
     text = console.export_text()
     assert "0.2" in text and "0.8" in text and "NERL" in text
+    low, high = rows[2]["nerl_low"], rows[2]["nerl_high"]
+    assert low < rows[2]["nerl"] < high  # 2 of 6 tubes merged: another draw of tubes moves NERL
+    assert f"90% bootstrap interval over the 6 skeletons {low:.3g}-{high:.3g}" in text
     assert len([line for line in text.splitlines() if line.strip().startswith("│")]) >= 3
