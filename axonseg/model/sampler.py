@@ -15,7 +15,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from axonseg.errors import InputError
 from axonseg.model import shapes
 from axonseg.model.augment import augment
-from axonseg.model.lsd import compute_lsds
+from axonseg.model.lsd import compute_lsds, lsd_margin
 from axonseg.model.predict import normalize_raw
 from axonseg.model.targets import balance_weights, boundary_distance_weights, compute_affinities, crop_centre
 from axonseg.model.train_config import TrainConfig
@@ -100,10 +100,21 @@ def make_batch(
         items["affinities"].append(np.ascontiguousarray(affinities))
         items["weights"].append(np.ascontiguousarray(weights))
         if model.lsd:
-            items["lsds"].append(crop_centre(compute_lsds(labels, model.lsd_sigma_nm, volume.voxel_size), out_shape))
+            items["lsds"].append(output_lsds(labels, out_shape, model.lsd_sigma_nm, volume.voxel_size, cfg.lsd_downsample))
             labelled = labels != 0 if cfg.zero_is_unlabelled else np.ones(labels.shape, dtype=bool)
             items["lsd_mask"].append(crop_centre(labelled[None].astype(np.float32), out_shape))
     return {k: np.ascontiguousarray(np.stack(v)).astype(np.float32) for k, v in items.items() if v}
+
+
+def output_lsds(labels: np.ndarray, out_shape: tuple[int, ...], sigma_nm: float, voxel_size,
+                downsample: int = 1) -> np.ndarray:
+    """LSDs of the centred ``out_shape`` crop of ``labels`` (zyx voxels), computed on that crop
+    grown by :func:`~axonseg.model.lsd.lsd_margin` only: the same values as on the whole crop
+    (exactly the same up to float rounding with ``downsample`` 1; see
+    :func:`~axonseg.model.lsd.compute_lsds` for ``downsample``)."""
+    grown = np.minimum(np.asarray(out_shape) + 2 * lsd_margin(sigma_nm, voxel_size), labels.shape)
+    context = crop_centre(labels[None], tuple(int(g) for g in grown))[0]
+    return crop_centre(compute_lsds(context, sigma_nm, voxel_size, downsample), out_shape)
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:

@@ -116,6 +116,9 @@ class TrainConfig(BaseModel):
     boundary_weight: float = Field(0.0, ge=0)
     boundary_sigma_nm: float = Field(40.0, gt=0)
     lsd_weight: float = Field(1.0, ge=0)
+    lsd_downsample: int = Field(
+        2, ge=1, description="LSD targets: Gaussian moments on a grid this many times coarser per axis (1 = exact, slower)"
+    )
     min_labelled_fraction: float = Field(0.3, ge=0, le=1)
     segment_validation_every: int = Field(
         0, ge=0,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from axonseg.errors import InputError
-from axonseg.model.lsd import compute_lsds
+from axonseg.model.lsd import compute_lsds, lsd_margin
+from axonseg.model.sampler import output_lsds
 from axonseg.model.targets import balance_weights, boundary_distance_weights, compute_affinities, crop_centre
 
 
@@ -79,6 +80,35 @@ def test_lsd_of_a_ball():
     # on the +x surface the local mass lies towards -x: offset channel 2 below 0.5
     assert lsds[2, 10, 10, 16] < 0.45 and lsds[9, 10, 10, 16] < lsds[9, 10, 10, 10]
     assert lsds.min() >= 0 and lsds.max() <= 1
+
+
+def voronoi_labels(shape=(40, 56, 56), n_seeds=14, seed=0) -> np.ndarray:
+    """Space-filling objects (nearest of random seeds), with a 0 (unlabelled) slab in z."""
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(0, 1, (n_seeds, 3)) * shape
+    grid = np.stack(np.indices(shape), axis=-1)
+    labels = (np.argmin(((grid[..., None, :] - points) ** 2).sum(-1), axis=-1) + 1).astype(np.uint64)
+    labels[:4] = 0
+    return labels
+
+
+def test_lsds_on_the_output_crop_plus_margin_equal_those_of_the_whole_crop():
+    labels = voronoi_labels()
+    out_shape = (8, 20, 20)
+    assert lsd_margin(40.0, (10, 10, 10)).tolist() == [12, 12, 12]  # 40 + 2 x 12 < 56: a real cut
+    whole = crop_centre(compute_lsds(labels, 40.0, (10, 10, 10)), out_shape)
+    np.testing.assert_allclose(output_lsds(labels, out_shape, 40.0, (10, 10, 10)), whole, atol=1e-4)
+
+
+def test_downsampled_lsds_stay_close_to_the_exact_ones():
+    labels = voronoi_labels(seed=1)
+    exact = compute_lsds(labels, 80.0, (10, 10, 10))
+    coarse = compute_lsds(labels, 80.0, (10, 10, 10), downsample=2)
+    difference = np.abs(coarse - exact)
+    assert difference.mean() < 0.004 and np.percentile(difference, 99) < 0.03
+    assert coarse[:, labels == 0].max() == 0 and coarse.min() >= 0 and coarse.max() <= 1
+    with pytest.raises(ValueError, match="downsample is 0"):
+        compute_lsds(labels, 80.0, (10, 10, 10), downsample=0)
 
 
 def test_crop_centre():
