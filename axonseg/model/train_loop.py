@@ -77,9 +77,11 @@ def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cf
 
 def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
     """``losses.csv`` (step, loss, val_loss, then any ``lr``, ``hook_*`` metrics such as
-    validation NERL/VOI, and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
+    validation NERL/VOI, ``val_affinity_loss`` (with an LSD head: the validation loss of the
+    affinities alone), and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
     measured at that step) and ``losses.png``."""
-    hooks = sorted({key for row in history for key in row if key.startswith(("hook_", "active_")) or key == "lr"})
+    hooks = sorted({key for row in history for key in row
+                    if key.startswith(("hook_", "active_")) or key in ("lr", "val_affinity_loss")})
     with open(out_dir / "losses.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "loss", "val_loss", *hooks])
@@ -265,6 +267,8 @@ def train(
             # validation scores (and model.pt stores) a recalibrated copy; training goes on with `model`
             evaluated = evaluation_model(model, train_volumes, cfg)
             row["val_loss"] = validation_loss(evaluated, val_batches, cfg)
+            if cfg.model.lsd and cfg.lsd_weight > 0:  # the affinity part alone, comparable with a run without LSDs
+                row["val_affinity_loss"] = validation_loss(evaluated, val_batches, cfg.model_copy(update={"lsd_weight": 0.0}))
             row.update(_check_activity(evaluated, val_batches or [batch], cfg, done))
             if validate_hook is not None:
                 for key, value in validate_hook(done, evaluated).items():

@@ -12,9 +12,9 @@ import torch
 from axonseg.errors import ConfigError, OutputExistsError
 from axonseg.model.checkpoint import list_checkpoints, load_model
 from axonseg.model.config import ModelConfig
-from axonseg.model.sampler import TrainingVolume, make_batch, step_rng
+from axonseg.model.sampler import TrainingVolume, make_batch, step_rng, validation_batches
 from axonseg.model.train_config import DatasetSpec, TrainConfig
-from axonseg.model.train_loop import evaluation_model, train
+from axonseg.model.train_loop import evaluation_model, train, validation_loss
 
 from shared_data import FIB_PATH as FIB, require_shared
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "configs" / "train_fib.yaml"
@@ -62,6 +62,13 @@ def test_outputs_and_guards(tmp_path, volumes):
     rows = list(csv.DictReader(open(tmp_path / "losses.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert rows[0]["val_loss"] == "" and float(rows[2]["val_loss"]) > 0
+    # with the LSD head, the affinity part of the validation loss is logged alone too: it is the
+    # loss of the same network and batches with lsd_weight 0, below the total
+    affinity_only = validation_loss(
+        evaluation_model(result["model"], volumes[0], tiny_config(tmp_path, steps=3)),
+        validation_batches(volumes[1], tiny_config(tmp_path, steps=3)), tiny_config(tmp_path, steps=3, lsd_weight=0.0))
+    assert float(rows[2]["val_affinity_loss"]) == pytest.approx(affinity_only, rel=1e-5)
+    assert 0 < affinity_only < float(rows[2]["val_loss"])
     assert np.isfinite([float(r["loss"]) for r in rows]).all()
     assert (tmp_path / "losses.png").stat().st_size > 1000
     # model.pt holds the trained weights with BatchNorm statistics recomputed over the
