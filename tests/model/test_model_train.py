@@ -191,3 +191,15 @@ def test_pipeline_on_fib_data(tmp_path):
     bad.write_text(yaml.safe_dump({**cfg, "stepz": 3}))
     with pytest.raises(ConfigError, match="stepz"):
         load_config(bad)
+
+
+def test_lsd_ablation_config_changes_one_thing():
+    """configs/train_fib_lsd.yaml (fib_v5) is the fib_v4 recipe with the LSD head: any other
+    difference would make the #15 ablation compare two things at once."""
+    from axonseg.pipelines.train import load_config
+
+    base = load_config(TRAIN_YAML).model_dump(mode="json")
+    lsd = load_config(TRAIN_YAML.with_name("train_fib_lsd.yaml")).model_dump(mode="json")
+    assert base["model"].pop("lsd") is False and lsd["model"].pop("lsd") is True
+    assert (base.pop("out_dir"), lsd.pop("out_dir")) == ("runs/train_fib", "data/models/fib_v5")
+    assert lsd == base
