@@ -25,8 +25,9 @@ from axonseg.model.unet import AffinityNet
 
 log = logging.getLogger(__name__)
 
-#: The reported figures (best threshold by NERL).
-METRICS = ("nerl", "voi_split", "voi_merge", "threshold")
+#: The reported figures (best threshold by NERL); nerl_low / nerl_high bound its 90% bootstrap
+#: interval over the validation skeletons (:func:`axonseg.evaluate.nerl_interval`).
+METRICS = ("nerl", "nerl_low", "nerl_high", "voi_split", "voi_merge", "threshold")
 
 
 def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_dir: str | Path) -> ValidateHook:
@@ -71,8 +72,9 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
         run_segment_stages(run, segment, scheduler="synchronous", show_progress=False)
         best = evaluate_run(run, labels_address, scheduler="synchronous", show_progress=False).best
         metrics = {key: float(best[key]) if best.get(key) is not None else math.nan for key in METRICS}
-        log.info("step %d held-out %s: NERL %.3f, VOI split %.3f merge %.3f at threshold %s", step, volume.name,
-                 metrics["nerl"], metrics["voi_split"], metrics["voi_merge"], best.get("threshold"))
+        log.info("step %d held-out %s: NERL %.3f (90%% interval %.3f-%.3f), VOI split %.3f merge %.3f at threshold %s",
+                 step, volume.name, metrics["nerl"], metrics["nerl_low"], metrics["nerl_high"], metrics["voi_split"],
+                 metrics["voi_merge"], best.get("threshold"))
         return metrics
 
     return hook

@@ -56,7 +56,7 @@ def test_hook_scores_the_model_through_the_pipeline(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "train" / "losses.csv")))
     last = rows[-1]
     assert result["step"] == 2
-    assert 0.0 <= float(last["hook_nerl"]) <= 1.0
+    assert 0.0 <= float(last["hook_nerl_low"]) <= float(last["hook_nerl"]) <= float(last["hook_nerl_high"]) <= 1.0
     assert float(last["hook_voi_split"]) >= 0 and float(last["hook_voi_merge"]) >= 0
     assert float(last["hook_threshold"]) in (0.3, 0.6)
     assert rows[0]["hook_nerl"] == ""  # only validation steps carry it
@@ -89,6 +89,7 @@ def test_hook_on_perfect_affinities_gives_full_nerl(tmp_path, monkeypatch):
     hook = segmentation_validation_hook(volume, cfg, tmp_path / "val")
     metrics = hook(2, build_model(cfg.model, seed=0))
     assert metrics["nerl"] == pytest.approx(1.0, abs=0.02)
+    assert metrics["nerl_low"] <= metrics["nerl"] <= metrics["nerl_high"] and metrics["nerl_low"] > 0.9
     assert metrics["voi_merge"] == pytest.approx(0.0, abs=1e-6)
     assert hook(3, build_model(cfg.model, seed=0)) == {}
 
