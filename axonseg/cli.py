@@ -7,6 +7,7 @@ parameter at fault, with a non-zero exit code; ``--debug`` shows the traceback i
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -404,11 +405,40 @@ def _caused_by_interrupt(error: BaseException) -> bool:
     return False
 
 
+_TRIPLE = re.compile(r"^\s*-?[0-9.]+\s*(,\s*-?[0-9.]+\s*){2}$")
+
+
+def split_triples(args: list[str]) -> list[str]:
+    """Let every three-number option take ``z,y,x`` as well as ``z y x``.
+
+    ``--block-shape 64,128,128`` and ``--voxel-size=30,8,8`` become the three tokens click
+    expects; anything else is left as it is (click then names what is wrong).
+    """
+    import typer.main
+
+    triples = {name for command in typer.main.get_command(app).commands.values()
+               for param in command.params if param.nargs == 3 for name in param.opts}
+    out: list[str] = []
+    index = 0
+    while index < len(args):
+        token = args[index]
+        name, equals, value = token.partition("=")
+        if name in triples and equals and _TRIPLE.match(value):
+            out += [name, *(part.strip() for part in value.split(","))]
+        elif token in triples and index + 1 < len(args) and _TRIPLE.match(args[index + 1]):
+            out += [token, *(part.strip() for part in args[index + 1].split(","))]
+            index += 1
+        else:
+            out.append(token)
+        index += 1
+    return out
+
+
 def main() -> None:
     """Entry point: run the app and turn library errors into one line and exit code 1; Ctrl-C
     exits with 130 and says how to resume."""
     try:
-        app()
+        app(args=split_triples(sys.argv[1:]))
     except AxonsegError as err:
         if _state["debug"]:
             raise

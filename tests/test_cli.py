@@ -48,6 +48,20 @@ def test_bad_voxel_size_names_the_parameter(tmp_path: Path) -> None:
     assert result.returncode == 1 and "voxel_size" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_three_number_options_take_commas_too(tmp_path: Path) -> None:
+    from axonseg.cli import split_triples
+
+    assert split_triples(["predict", "in", "--block-shape", "64,128,128", "--voxel-size=30, 8, 8"]) == [
+        "predict", "in", "--block-shape", "64", "128", "128", "--voxel-size", "30", "8", "8"]
+    # the spaced form, other options and malformed values pass through untouched
+    same = ["segment", "in", "--block-shape", "1", "2", "3", "--out", "4,5,6", "--shape", "a,b,c"]
+    assert split_triples(same) == same
+    # through the real entry point: the comma form reaches the same check as the spaced one
+    np.save(tmp_path / "a.npy", np.zeros((4, 8, 8), np.uint8))
+    result = _axonseg("ingest", str(tmp_path / "a.npy"), str(tmp_path / "out.zarr"), "--voxel-size", "0,8,8")
+    assert result.returncode == 1 and "voxel_size" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = _axonseg("--debug", "ingest", str(tmp_path / "missing.npy"), str(tmp_path / "o.zarr"), "--voxel-size", "1", "1", "1")
     assert result.returncode != 0 and "Traceback" in result.stderr
