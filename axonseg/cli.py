@@ -414,6 +414,8 @@ def split_triples(args: list[str]) -> list[str]:
     ``--block-shape 64,128,128`` and ``--voxel-size=30,8,8`` become the three tokens click
     expects; anything else is left as it is (click then names what is wrong).
     """
+    if not any("," in arg for arg in args):
+        return args  # the usual case: no command tree to build at start-up
     import typer.main
 
     triples = {name for command in typer.main.get_command(app).commands.values()

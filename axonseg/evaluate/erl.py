@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
+from axonseg.evaluate.bootstrap import nerl_interval
 from axonseg.evaluate.edges import CORRECT, MERGED, OMITTED, SPLIT, EdgeClassification, classify_edges
 from axonseg.evaluate.skeletons import as_flat_skeletons
 from axonseg.errors import InputError
@@ -75,12 +77,20 @@ class ErlResult:
         """Skeletons with at least one edge (the ones ERL weighs)."""
         return int(len(self.skeleton_ids))
 
+    @cached_property
+    def nerl_bounds(self) -> tuple[float, float]:
+        """90% bootstrap interval of NERL over the skeletons (NaN without skeletons); computed
+        once per result (:func:`axonseg.evaluate.bootstrap.nerl_interval`)."""
+        return nerl_interval(self.skeleton_lengths_nm, self.skeleton_erl_nm)
+
     def to_dict(self, include_arrays: bool = False) -> dict:
         """Plain-Python dict for JSON; per-skeleton arrays only with ``include_arrays``."""
         out = {
             "erl_nm": _json_float(self.erl_nm),
             "gt_erl_nm": _json_float(self.gt_erl_nm),
             "nerl": _json_float(self.nerl),
+            "nerl_low": _json_float(self.nerl_bounds[0]),
+            "nerl_high": _json_float(self.nerl_bounds[1]),
             "total_length_nm": float(self.total_length_nm),
             "n_skeletons": self.n_skeletons,
             "n_edges": self.n_edges,

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from axonseg.evaluate.bootstrap import nerl_interval
 from axonseg.evaluate.erl import ErlResult
 from axonseg.evaluate.rand import RandResult
 from axonseg.evaluate.split_merge import SplitMergeLists
@@ -44,19 +41,16 @@ class EvaluationResult:
         arand_precision, arand_recall, n_split, n_split_edges, n_merge, n_skeletons,
         skeleton_length_nm, n_voxels, merge_threshold, mask_threshold``. ``nerl_low`` and
         ``nerl_high`` bound a 90% bootstrap interval of NERL over the skeletons
-        (:func:`axonseg.evaluate.bootstrap.nerl_interval`): how far NERL would move with another
-        draw of skeletons.
+        (:attr:`ErlResult.nerl_bounds`): how far NERL would move with another draw of skeletons.
         """
         erl = self.erl.to_dict() if self.erl is not None else {}
-        low, high = (nerl_interval(self.erl.skeleton_lengths_nm, self.erl.skeleton_erl_nm)
-                     if self.erl is not None else (None, None))
         lists = self.split_merge
         return {
             "erl_nm": erl.get("erl_nm"),
             "gt_erl_nm": erl.get("gt_erl_nm"),
             "nerl": erl.get("nerl"),
-            "nerl_low": _finite(low),
-            "nerl_high": _finite(high),
+            "nerl_low": erl.get("nerl_low"),
+            "nerl_high": erl.get("nerl_high"),
             "voi_split": self.voi.split,
             "voi_merge": self.voi.merge,
             "voi_total": self.voi.total,
@@ -83,7 +77,3 @@ class EvaluationResult:
             "split_merge": self.split_merge.to_dict(limit) if self.split_merge is not None else None,
             "n_nodes_outside": self.n_nodes_outside,
         }
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)

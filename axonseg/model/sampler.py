@@ -113,7 +113,7 @@ def output_lsds(labels: np.ndarray, out_shape: tuple[int, ...], sigma_nm: float,
     (exactly the same up to float rounding with ``downsample`` 1; see
     :func:`~axonseg.model.lsd.compute_lsds` for ``downsample``)."""
     grown = np.minimum(np.asarray(out_shape) + 2 * lsd_margin(sigma_nm, voxel_size), labels.shape)
-    context = crop_centre(labels[None], tuple(int(g) for g in grown))[0]
+    context = crop_centre(labels, tuple(int(g) for g in grown))
     return crop_centre(compute_lsds(context, sigma_nm, voxel_size, downsample), out_shape)
 
 

@@ -39,19 +39,25 @@ log = logging.getLogger(__name__)
 ValidateHook = Callable[[int, AffinityNet], dict[str, float]]
 
 
-def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
-    """Affinity loss (weighted BCE on logits, or weighted MSE on sigmoids) plus, with the LSD
-    head, ``lsd_weight`` times the masked MSE of the LSDs."""
+def loss_terms(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The affinity loss (weighted BCE on logits, or weighted MSE on sigmoids) and, with the LSD
+    head, ``lsd_weight`` times the masked MSE of the LSDs (else None)."""
     n = cfg.model.num_affinities
     affinity_logits = logits[:, :n]
     if cfg.loss == "bce":
-        loss = weighted_bce(affinity_logits, batch["affinities"], batch["weights"])
+        affinity = weighted_bce(affinity_logits, batch["affinities"], batch["weights"])
     else:
-        loss = masked_mse(torch.sigmoid(affinity_logits.float()), batch["affinities"], batch["weights"])
-    if cfg.model.lsd and cfg.lsd_weight > 0:
-        lsd_mask = batch["lsd_mask"].expand_as(batch["lsds"])
-        loss = loss + cfg.lsd_weight * masked_mse(torch.sigmoid(logits[:, n:].float()), batch["lsds"], lsd_mask)
-    return loss
+        affinity = masked_mse(torch.sigmoid(affinity_logits.float()), batch["affinities"], batch["weights"])
+    if not (cfg.model.lsd and cfg.lsd_weight > 0):
+        return affinity, None
+    lsd_mask = batch["lsd_mask"].expand_as(batch["lsds"])
+    return affinity, cfg.lsd_weight * masked_mse(torch.sigmoid(logits[:, n:].float()), batch["lsds"], lsd_mask)
+
+
+def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """The training loss: :func:`loss_terms` summed."""
+    affinity, lsd = loss_terms(logits, batch, cfg)
+    return affinity if lsd is None else affinity + lsd
 
 
 def _use_bf16(cfg: TrainConfig) -> bool:
@@ -60,19 +66,31 @@ def _use_bf16(cfg: TrainConfig) -> bool:
     return cfg.amp == "auto" and cpu_bf16_is_fast(cfg.n_threads)
 
 
-def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> float:
-    """Mean loss over fixed held-out batches (no augmentation, no gradient)."""
+def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> dict[str, float]:
+    """Mean loss over fixed held-out batches (no augmentation, no gradient), one network pass
+    per batch: ``{"val_loss"}``, plus ``"val_affinity_loss"`` (the affinity term alone,
+    comparable with a run without LSDs) when the model has a weighted LSD head."""
     if not batches:
-        return math.nan
+        return {"val_loss": math.nan}
     was_training = model.training
     model.eval()
-    losses = []
+    totals, affinities = [], []
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=_use_bf16(cfg)):
         for batch in batches:
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
-            losses.append(float(compute_loss(model(tensors["raw"]), tensors, cfg)))
+            affinity, lsd = loss_terms(model(tensors["raw"]), tensors, cfg)
+            totals.append(float(affinity if lsd is None else affinity + lsd))
+            affinities.append(float(affinity))
     model.train(was_training)
-    return float(np.mean(losses))
+    out = {"val_loss": float(np.mean(totals))}
+    if cfg.model.lsd and cfg.lsd_weight > 0:
+        out["val_affinity_loss"] = float(np.mean(affinities))
+    return out
+
+
+def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> float:
+    """Mean loss over fixed held-out batches (no augmentation, no gradient)."""
+    return validation_losses(model, batches, cfg)["val_loss"]
 
 
 def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
@@ -266,9 +284,7 @@ def train(
         if done % cfg.validate_every == 0 or done == cfg.steps:
             # validation scores (and model.pt stores) a recalibrated copy; training goes on with `model`
             evaluated = evaluation_model(model, train_volumes, cfg)
-            row["val_loss"] = validation_loss(evaluated, val_batches, cfg)
-            if cfg.model.lsd and cfg.lsd_weight > 0:  # the affinity part alone, comparable with a run without LSDs
-                row["val_affinity_loss"] = validation_loss(evaluated, val_batches, cfg.model_copy(update={"lsd_weight": 0.0}))
+            row.update(validation_losses(evaluated, val_batches, cfg))
             row.update(_check_activity(evaluated, val_batches or [batch], cfg, done))
             if validate_hook is not None:
                 for key, value in validate_hook(done, evaluated).items():

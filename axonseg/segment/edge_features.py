@@ -95,7 +95,7 @@ def edge_features(graph: RegionGraph, node_values: dict[str, np.ndarray] | None 
     large = np.maximum(size[iu], size[iv])
     degree = np.bincount(np.concatenate([iu, iv]), minlength=graph.n_nodes).astype(np.float64)
     columns = [
-        graph.aff_sum / np.maximum(count, 1.0),
+        graph.mean_affinity,
         *quantiles.T,
         np.log1p(count),
         np.log1p(small),

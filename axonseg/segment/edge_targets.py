@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from axonseg.errors import InputError
+from axonseg.evaluate.ceiling import majority_bodies
 from axonseg.segment.edge_features import node_index
 from axonseg.segment.region_graph import RegionGraph
 
@@ -18,7 +19,7 @@ MERGE, SPLIT, UNKNOWN = 1, 0, -1
 
 
 def fragment_bodies(fragments: np.ndarray, gt: np.ndarray, node_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Majority ground-truth body and purity of each fragment.
+    """Majority ground-truth body and purity of each fragment, aligned with ``node_id``.
 
     Args:
         fragments: (Z, Y, X) fragment ids, 0 = background.
@@ -28,32 +29,20 @@ def fragment_bodies(fragments: np.ndarray, gt: np.ndarray, node_id: np.ndarray) 
     Returns:
         ``(body, purity)``: (N,) uint64 body holding most of the fragment's labelled voxels
         (0 when it has none; ties go to the smaller id) and (N,) float64 share of its labelled
-        voxels in that body (0 when it has none).
+        voxels in that body (0 when it has none); see
+        :func:`axonseg.evaluate.ceiling.majority_bodies`.
 
     Raises:
-        InputError: the shapes differ or an array is not of an integer dtype.
+        InputError: the shapes differ or an array is not of a non-negative integer dtype.
     """
-    if fragments.shape != gt.shape:
-        raise InputError(f"fragments have shape {fragments.shape} and gt {gt.shape}: expected the same shape")
-    for name, array in (("fragments", fragments), ("gt", gt)):
-        if not np.issubdtype(array.dtype, np.integer):
-            raise InputError(f"{name} has dtype {array.dtype}: expected integer ids")
+    fragment_ids, body_ids, shares = majority_bodies(fragments, gt)
     body = np.zeros(len(node_id), dtype=np.uint64)
     purity = np.zeros(len(node_id), dtype=np.float64)
-    labelled = (gt != 0) & (fragments != 0)
-    if not labelled.any() or len(node_id) == 0:
-        return body, purity
-    pairs = np.stack([fragments[labelled].astype(np.uint64), gt[labelled].astype(np.uint64)])
-    (fragment_ids, body_ids), counts = np.unique(pairs, axis=1, return_counts=True)
-    totals = np.bincount(np.unique(fragment_ids, return_inverse=True)[1], weights=counts)
-    order = np.lexsort((body_ids, -counts.astype(np.int64), fragment_ids))
-    fragment_ids, body_ids, counts = fragment_ids[order], body_ids[order], counts[order]
-    first = np.r_[True, fragment_ids[1:] != fragment_ids[:-1]]
-    rows = np.searchsorted(node_id, fragment_ids[first])
+    rows = np.searchsorted(node_id, fragment_ids)
     inside = rows < len(node_id)
-    inside[inside] = node_id[rows[inside]] == fragment_ids[first][inside]
-    body[rows[inside]] = body_ids[first][inside]
-    purity[rows[inside]] = (counts[first] / totals)[inside]
+    inside[inside] = node_id[rows[inside]] == fragment_ids[inside]
+    body[rows[inside]] = body_ids[inside]
+    purity[rows[inside]] = shares[inside]
     return body, purity
 
 

@@ -144,14 +144,17 @@ def print_summary(summary_rows: Sequence[dict], best: dict | None = None, consol
     except (UnicodeEncodeError, LookupError):
         marker = "*"
     console.print(summary_table(summary_rows, best, marker))
-    if best is not None and best.get("nerl_low") is not None and best.get("nerl_high") is not None:
-        console.print(nerl_spread_text(best))
+    spread = _nerl_interval(best) if best is not None else None
+    if spread is not None:
+        console.print(f"NERL {_format(best['nerl'])}: 90% bootstrap interval over the "
+                      f"{best.get('n_skeletons', '?')} skeletons {spread}")
 
 
-def nerl_spread_text(row: dict) -> str:
-    """How far a row's NERL would move with another draw of skeletons, in words."""
-    return (f"NERL {_format(row['nerl'])}: 90% bootstrap interval over the {row.get('n_skeletons', '?')} "
-            f"skeletons {_format(row['nerl_low'])}-{_format(row['nerl_high'])}")
+def _nerl_interval(row: dict) -> str | None:
+    """A row's 90% NERL interval as "low-high", or None when it has none (no skeletons)."""
+    if row.get("nerl_low") is None or row.get("nerl_high") is None:
+        return None
+    return f"{_format(row['nerl_low'])}-{_format(row['nerl_high'])}"
 
 
 def _records(items: Any) -> list[dict]:
@@ -305,9 +308,8 @@ def _best_sentence(best: dict) -> str:
     """The chosen row in words: threshold, NERL and ERL against the ground truth's."""
     parts = []
     if best.get("nerl") is not None:
-        spread = (f" (90% interval over the skeletons {_format(best['nerl_low'])}-{_format(best['nerl_high'])})"
-                  if best.get("nerl_low") is not None and best.get("nerl_high") is not None else "")
-        parts.append(f"NERL {_format(best['nerl'])}{spread}")
+        spread = _nerl_interval(best)
+        parts.append(f"NERL {_format(best['nerl'])}" + (f" (90% interval over the skeletons {spread})" if spread else ""))
     if best.get("erl_nm") is not None:
         of = f" of {best['gt_erl_nm'] / 1000:.3g} um" if best.get("gt_erl_nm") is not None else ""
         parts.append(f"ERL {best['erl_nm'] / 1000:.3g} um{of}")
