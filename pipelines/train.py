@@ -19,7 +19,7 @@ from axonseg.errors import AxonsegError, ConfigError, InputError
 from axonseg.io.address import Address, parse_address
 from axonseg.model.sampler import TrainingVolume
 from axonseg.model.train_config import DatasetSpec, TrainConfig
-from axonseg.model.train_loop import ValidateHook, train
+from axonseg.model.train_loop import ValidateHook, initial_weights, train
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHo
     cfg = load_config(config_path)
     if out_dir is not None:
         cfg = cfg.model_copy(update={"out_dir": out_dir})
+    if cfg.init_from:
+        initial_weights(cfg)  # a wrong file fails here, before the data are read
     train_volumes, val_volumes = load_volumes(cfg)
     Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
     # the data are loaded: from here on the config is a record, written relative to out_dir

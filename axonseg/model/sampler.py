@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import fastremap
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -78,12 +79,13 @@ def make_batch(
 
     Returns:
         ``raw`` (B, 1, *input), ``affinities`` and ``weights`` (B, C, *output); with LSDs also
-        ``lsds`` (B, 10, *output) and ``lsd_mask`` (B, 1, *output). Shapes in voxels zyx.
+        ``lsds`` (B, 10, *output) and ``lsd_mask`` (B, 1, *output); with MALIS also ``labels``
+        (B, 1, *output), the crop's labels numbered 1..n (0 = unlabelled). Shapes in voxels zyx.
     """
     model = cfg.model
     in_shape = shapes.valid_input_shape(model, cfg.output_shape)
     out_shape = shapes.valid_output_shape(model, in_shape)
-    items: dict[str, list[np.ndarray]] = {"raw": [], "affinities": [], "weights": [], "lsds": [], "lsd_mask": []}
+    items: dict[str, list[np.ndarray]] = {"raw": [], "affinities": [], "weights": [], "lsds": [], "lsd_mask": [], "labels": []}
     for _ in range(cfg.batch_size):
         volume, raw, labels = _pick_crop(volumes, rng, in_shape, out_shape, cfg)
         raw = normalize_raw(np.asarray(raw), volume.name)
@@ -103,6 +105,10 @@ def make_batch(
             items["lsds"].append(output_lsds(labels, out_shape, model.lsd_sigma_nm, volume.voxel_size, cfg.lsd_downsample))
             labelled = labels != 0 if cfg.zero_is_unlabelled else np.ones(labels.shape, dtype=bool)
             items["lsd_mask"].append(crop_centre(labelled[None].astype(np.float32), out_shape))
+        if cfg.malis_weight > 0:
+            # numbered 1..n within the crop (0 stays 0), so the float32 batch holds them exactly
+            crop = crop_centre(labels, out_shape)
+            items["labels"].append(fastremap.renumber(np.ascontiguousarray(crop), preserve_zero=True)[0][None])
     return {k: np.ascontiguousarray(np.stack(v)).astype(np.float32) for k, v in items.items() if v}
 
 

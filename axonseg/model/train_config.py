@@ -119,6 +119,16 @@ class TrainConfig(BaseModel):
     lsd_downsample: int = Field(
         2, ge=1, description="LSD targets: Gaussian moments on a grid this many times coarser per axis (1 = exact, slower)"
     )
+    malis_weight: float = Field(
+        0.0, ge=0,
+        description="add this times the constrained MALIS loss of the nearest-neighbour affinities "
+        "(Funke et al. 2018: pairs weighted by the edge that merges or splits them); 0 = off",
+    )
+    init_from: str | None = Field(
+        None,
+        description="start a fresh run from the weights of this model file (model.pt or a training "
+        "checkpoint; same architecture), e.g. to fine-tune with another loss; ignored on --resume",
+    )
     min_labelled_fraction: float = Field(0.3, ge=0, le=1)
     segment_validation_every: int = Field(
         0, ge=0,
@@ -134,6 +144,9 @@ class TrainConfig(BaseModel):
     def _segment_validation_on_validation_steps(self) -> "TrainConfig":
         if not self.zero_is_unlabelled and any(d.labels_roi for d in self.datasets):
             raise ValueError("datasets.labels_roi needs zero_is_unlabelled: true (labels outside it become 0)")
+        nearest = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
+        if self.malis_weight > 0 and not all(o in [tuple(x) for x in self.model.offsets] for o in nearest):
+            raise ValueError(f"malis_weight > 0 needs the nearest-neighbour offsets {nearest} in model.offsets")
         if self.segment_validation_every % self.validate_every:
             raise ValueError(
                 f"segment_validation_every={self.segment_validation_every} is not a multiple of "

@@ -24,10 +24,11 @@ from axonseg.model.activity import active_fractions, dead_layers
 from axonseg.model.batchnorm import recalibrate_batchnorm
 from axonseg.model import shapes
 from axonseg.model.checkpoint import (
-    list_checkpoints, load_training_state, model_config_from_json, read_model_state, save_model,
-    save_training_state,
+    list_checkpoints, load_training_state, model_config_from_json, model_from_state, read_model_state,
+    save_model, save_training_state,
 )
-from axonseg.model.losses import masked_mse, weighted_bce
+from axonseg.model.losses import malis_loss, masked_mse, weighted_bce
+from axonseg.model.malis import malis_pair_counts, nearest_channels
 from axonseg.model.predict import cpu_bf16_is_fast
 from axonseg.model.sampler import BatchStream, TrainingVolume, calibration_inputs, validation_batches
 from axonseg.model.schedule import learning_rate
@@ -39,25 +40,36 @@ log = logging.getLogger(__name__)
 ValidateHook = Callable[[int, AffinityNet], dict[str, float]]
 
 
-def loss_terms(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The affinity loss (weighted BCE on logits, or weighted MSE on sigmoids) and, with the LSD
-    head, ``lsd_weight`` times the masked MSE of the LSDs (else None)."""
+def loss_terms(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The loss's terms, in the order they are summed: ``"affinity"`` (weighted BCE on logits,
+    or weighted MSE on sigmoids); with the LSD head ``"lsd"``, ``lsd_weight`` times the masked
+    MSE of the LSDs; with ``malis_weight`` > 0 ``"malis"``, that times the constrained MALIS
+    loss of the nearest-neighbour affinities (pair counts from the batch's ``labels``)."""
     n = cfg.model.num_affinities
     affinity_logits = logits[:, :n]
     if cfg.loss == "bce":
-        affinity = weighted_bce(affinity_logits, batch["affinities"], batch["weights"])
+        terms = {"affinity": weighted_bce(affinity_logits, batch["affinities"], batch["weights"])}
     else:
-        affinity = masked_mse(torch.sigmoid(affinity_logits.float()), batch["affinities"], batch["weights"])
-    if not (cfg.model.lsd and cfg.lsd_weight > 0):
-        return affinity, None
-    lsd_mask = batch["lsd_mask"].expand_as(batch["lsds"])
-    return affinity, cfg.lsd_weight * masked_mse(torch.sigmoid(logits[:, n:].float()), batch["lsds"], lsd_mask)
+        terms = {"affinity": masked_mse(torch.sigmoid(affinity_logits.float()), batch["affinities"], batch["weights"])}
+    if cfg.model.lsd and cfg.lsd_weight > 0:
+        lsd_mask = batch["lsd_mask"].expand_as(batch["lsds"])
+        terms["lsd"] = cfg.lsd_weight * masked_mse(torch.sigmoid(logits[:, n:].float()), batch["lsds"], lsd_mask)
+    if cfg.malis_weight > 0:
+        nearest = torch.sigmoid(logits[:, nearest_channels(cfg.model.offsets)].float())
+        counts = [malis_pair_counts(a.detach().numpy(), labels[0].numpy().astype(np.int64))
+                  for a, labels in zip(nearest, batch["labels"])]
+        positive, negative = (torch.from_numpy(np.stack(c).astype(np.float32)) for c in zip(*counts))
+        terms["malis"] = cfg.malis_weight * malis_loss(nearest, positive, negative)
+    return terms
 
 
 def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
-    """The training loss: :func:`loss_terms` summed."""
-    affinity, lsd = loss_terms(logits, batch, cfg)
-    return affinity if lsd is None else affinity + lsd
+    """The training loss: :func:`loss_terms` summed in order."""
+    terms = list(loss_terms(logits, batch, cfg).values())
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 def _use_bf16(cfg: TrainConfig) -> bool:
@@ -69,22 +81,26 @@ def _use_bf16(cfg: TrainConfig) -> bool:
 def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> dict[str, float]:
     """Mean loss over fixed held-out batches (no augmentation, no gradient), one network pass
     per batch: ``{"val_loss"}``, plus ``"val_affinity_loss"`` (the affinity term alone,
-    comparable with a run without LSDs) when the model has a weighted LSD head."""
+    comparable with a run of the plain loss) and ``"val_<term>_loss"`` for each further term
+    (LSD, MALIS) when the loss has more than one."""
     if not batches:
         return {"val_loss": math.nan}
     was_training = model.training
     model.eval()
-    totals, affinities = [], []
+    rows: list[dict[str, float]] = []
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=_use_bf16(cfg)):
         for batch in batches:
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
-            affinity, lsd = loss_terms(model(tensors["raw"]), tensors, cfg)
-            totals.append(float(affinity if lsd is None else affinity + lsd))
-            affinities.append(float(affinity))
+            terms = loss_terms(model(tensors["raw"]), tensors, cfg)
+            values = list(terms.values())
+            total = values[0]
+            for term in values[1:]:
+                total = total + term
+            rows.append({"val_loss": float(total), **{f"val_{k}_loss": float(v) for k, v in terms.items()}})
     model.train(was_training)
-    out = {"val_loss": float(np.mean(totals))}
-    if cfg.model.lsd and cfg.lsd_weight > 0:
-        out["val_affinity_loss"] = float(np.mean(affinities))
+    out = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+    if len(rows[0]) == 2:  # the affinity term alone is the total
+        out.pop("val_affinity_loss")
     return out
 
 
@@ -95,11 +111,12 @@ def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cf
 
 def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
     """``losses.csv`` (step, loss, val_loss, then any ``lr``, ``hook_*`` metrics such as
-    validation NERL/VOI, ``val_affinity_loss`` (with an LSD head: the validation loss of the
-    affinities alone), and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
+    validation NERL/VOI, ``val_<term>_loss`` (with an LSD head or MALIS: the validation loss of
+    each term, ``val_affinity_loss`` the affinities alone), and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
     measured at that step) and ``losses.png``."""
     hooks = sorted({key for row in history for key in row
-                    if key.startswith(("hook_", "active_")) or key in ("lr", "val_affinity_loss")})
+                    if key.startswith(("hook_", "active_")) or key == "lr"
+                    or (key.startswith("val_") and key.endswith("_loss") and key != "val_loss")})
     with open(out_dir / "losses.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "loss", "val_loss", *hooks])
@@ -198,6 +215,20 @@ def calibration_record(row: dict[str, float]) -> dict[str, float]:
     return {key: value for key, value in extra.items() if not (isinstance(value, float) and math.isnan(value))}
 
 
+def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The state dict of ``cfg.init_from`` (a model file or training checkpoint).
+
+    Raises:
+        InputError: the file is no model file.
+        ConfigError: its network is another architecture than ``cfg.model``.
+    """
+    path = str(cfg.init_from)
+    initial = model_from_state(read_model_state(path), path)
+    if not initial.config.same_architecture(cfg.model):
+        raise ConfigError(f"init_from={path}: its model is another architecture than the config's model")
+    return initial.state_dict()
+
+
 def train(
     cfg: TrainConfig,
     train_volumes: list[TrainingVolume],
@@ -252,6 +283,9 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         start, history = int(state["step"]), list(state["history"])
         log.info("resumed from %s at step %d", existing[-1], start)
+    elif cfg.init_from:
+        model.load_state_dict(initial_weights(cfg))
+        log.info("initialised from the weights of %s", cfg.init_from)
     recorded = recorded_validation(out_dir / "model.pt") if resume and existing else None
 
     in_shape = shapes.valid_input_shape(cfg.model, cfg.output_shape)

@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from axonseg.model.config import ModelConfig
+from axonseg.model.sampler import TrainingVolume
 
 ANISO = dict(
     downsample_factors=[(1, 2, 2), (1, 2, 2)],
@@ -38,3 +39,11 @@ def blob_labels(shape: tuple[int, int, int], seed: int = 0, sigma: float = 3.0) 
 def make_blob_labels():
     """The ``blob_labels`` generator, as a fixture (test modules do not import conftest)."""
     return blob_labels
+
+
+@pytest.fixture
+def volumes(make_blob_labels) -> tuple[list[TrainingVolume], list[TrainingVolume]]:
+    """Training and validation volumes: blobs bright on a dark background, 10 nm voxels."""
+    labels = make_blob_labels((44, 20, 20), seed=1, sigma=2.0)
+    raw = np.where(labels > 0, 180, 60).astype(np.uint8)
+    return [TrainingVolume(raw[:22], labels[:22], (10, 10, 10))], [TrainingVolume(raw[22:], labels[22:], (10, 10, 10))]

@@ -13,29 +13,12 @@ from axonseg.errors import ConfigError, OutputExistsError
 from axonseg.model.checkpoint import list_checkpoints, load_model
 from axonseg.model.config import ModelConfig
 from axonseg.model.sampler import TrainingVolume, make_batch, step_rng, validation_batches
-from axonseg.model.train_config import DatasetSpec, TrainConfig
+from axonseg.model.train_config import TrainConfig
 from axonseg.model.train_loop import evaluation_model, train, validation_loss
 
 from shared_data import FIB_PATH as FIB, require_shared
+from training_helpers import tiny_config
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "configs" / "train_fib.yaml"
-
-
-def tiny_config(out_dir: Path, **update) -> TrainConfig:
-    values = dict(
-        datasets=[DatasetSpec(raw="memory", labels="memory")],
-        model=ModelConfig(num_fmaps=3, fmap_inc_factor=2, downsample_factors=[(2, 2, 2)], lsd=True),
-        output_shape=(4, 4, 4), steps=6, checkpoint_every=3, validate_every=3, val_crops=1,
-        out_dir=str(out_dir), seed=3, n_threads=1, amp="off", lr=1e-2,
-    )
-    values.update(update)
-    return TrainConfig(**values)
-
-
-@pytest.fixture
-def volumes(make_blob_labels) -> tuple[list[TrainingVolume], list[TrainingVolume]]:
-    labels = make_blob_labels((44, 20, 20), seed=1, sigma=2.0)
-    raw = np.where(labels > 0, 180, 60).astype(np.uint8)
-    return [TrainingVolume(raw[:22], labels[:22], (10, 10, 10))], [TrainingVolume(raw[22:], labels[22:], (10, 10, 10))]
 
 
 def weights_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -193,13 +176,20 @@ def test_pipeline_on_fib_data(tmp_path):
         load_config(bad)
 
 
-def test_lsd_ablation_config_changes_one_thing():
-    """configs/train_fib_lsd.yaml (fib_v5) is the fib_v4 recipe with the LSD head: any other
-    difference would make the #15 ablation compare two things at once."""
+def test_ablation_configs_change_one_thing():
+    """configs/train_fib_lsd.yaml (fib_v5) is the fib_v4 recipe with the LSD head, and
+    train_fib_malis.yaml (fib_v6) with the MALIS term: any other difference would make the #15
+    ablation compare two things at once."""
     from axonseg.pipelines.train import load_config
 
     base = load_config(TRAIN_YAML).model_dump(mode="json")
+    assert base.pop("out_dir") == "runs/train_fib"
     lsd = load_config(TRAIN_YAML.with_name("train_fib_lsd.yaml")).model_dump(mode="json")
-    assert base["model"].pop("lsd") is False and lsd["model"].pop("lsd") is True
-    assert (base.pop("out_dir"), lsd.pop("out_dir")) == ("runs/train_fib", "data/models/fib_v5")
+    assert lsd["model"].pop("lsd") is True and lsd.pop("out_dir") == "data/models/fib_v5"
+    malis = load_config(TRAIN_YAML.with_name("train_fib_malis.yaml")).model_dump(mode="json")
+    assert (base["malis_weight"], malis["malis_weight"]) == (0.0, 1.0)
+    malis["malis_weight"] = 0.0
+    assert malis.pop("out_dir") == "data/models/fib_v6"
+    assert malis == base
+    assert base["model"].pop("lsd") is False
     assert lsd == base
