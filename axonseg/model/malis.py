@@ -27,9 +27,7 @@ import numba
 import numpy as np
 
 from axonseg.errors import InputError
-
-#: The nearest-neighbour offsets MALIS runs on, in voxels zyx (channel k joins p and p - e_k).
-NEAREST_OFFSETS = ((-1, 0, 0), (0, -1, 0), (0, 0, -1))
+from axonseg.model.config import NEAREST_OFFSETS  # what MALIS runs on: channel k joins p and p - e_k
 
 
 def nearest_channels(offsets: Sequence[Sequence[int]]) -> list[int]:
@@ -39,11 +37,11 @@ def nearest_channels(offsets: Sequence[Sequence[int]]) -> list[int]:
         InputError: one of them is missing (naming which).
     """
     listed = [tuple(int(v) for v in o) for o in offsets]
-    missing = [o for o in NEAREST_OFFSETS if o not in listed]
+    missing = [tuple(o) for o in NEAREST_OFFSETS if tuple(o) not in listed]
     if missing:
         raise InputError(f"model.offsets {listed} lack {missing}: MALIS needs the three nearest-neighbour "
                          f"offsets {list(NEAREST_OFFSETS)}")
-    return [listed.index(o) for o in NEAREST_OFFSETS]
+    return [listed.index(tuple(o)) for o in NEAREST_OFFSETS]
 
 
 @numba.njit(cache=True)
@@ -139,7 +137,7 @@ def malis_pair_counts(affinities: np.ndarray, labels: np.ndarray) -> tuple[np.nd
 
     Args:
         affinities: ``(3, z, y, x)`` float, predicted affinities in [0, 1] of the offsets
-            :data:`NEAREST_OFFSETS` in that order (channel k at voxel p joins p and p - e_k; the
+            ``axonseg.model.config.NEAREST_OFFSETS`` in that order (channel k at voxel p joins p and p - e_k; the
             first plane along axis k has no edge and gets no count).
         labels: ``(z, y, x)`` integer ground truth; 0 = unlabelled (counts in no pair).
 

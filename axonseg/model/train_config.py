@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from axonseg.model.augment import AugmentConfig
-from axonseg.model.config import ModelConfig
+from axonseg.model.config import NEAREST_OFFSETS, ModelConfig
 
 
 def parse_roi(roi: str) -> tuple[tuple[int | None, int | None], ...]:
@@ -144,9 +144,9 @@ class TrainConfig(BaseModel):
     def _segment_validation_on_validation_steps(self) -> "TrainConfig":
         if not self.zero_is_unlabelled and any(d.labels_roi for d in self.datasets):
             raise ValueError("datasets.labels_roi needs zero_is_unlabelled: true (labels outside it become 0)")
-        nearest = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
-        if self.malis_weight > 0 and not all(o in [tuple(x) for x in self.model.offsets] for o in nearest):
-            raise ValueError(f"malis_weight > 0 needs the nearest-neighbour offsets {nearest} in model.offsets")
+        listed = [tuple(o) for o in self.model.offsets]
+        if self.malis_weight > 0 and not all(tuple(o) in listed for o in NEAREST_OFFSETS):
+            raise ValueError(f"malis_weight > 0 needs the nearest-neighbour offsets {NEAREST_OFFSETS} in model.offsets")
         if self.segment_validation_every % self.validate_every:
             raise ValueError(
                 f"segment_validation_every={self.segment_validation_every} is not a multiple of "
