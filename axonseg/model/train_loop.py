@@ -63,13 +63,19 @@ def loss_terms(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainC
     return terms
 
 
-def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
-    """The training loss: :func:`loss_terms` summed in order."""
-    terms = list(loss_terms(logits, batch, cfg).values())
-    total = terms[0]
-    for term in terms[1:]:
+def summed(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The terms of :func:`loss_terms` added in their order (the order fixes the rounding, so a
+    resumed run stays bit-exact)."""
+    values = list(terms.values())
+    total = values[0]
+    for term in values[1:]:
         total = total + term
     return total
+
+
+def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """The training loss: :func:`loss_terms` summed in order."""
+    return summed(loss_terms(logits, batch, cfg))
 
 
 def _use_bf16(cfg: TrainConfig) -> bool:
@@ -92,11 +98,7 @@ def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], 
         for batch in batches:
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
             terms = loss_terms(model(tensors["raw"]), tensors, cfg)
-            values = list(terms.values())
-            total = values[0]
-            for term in values[1:]:
-                total = total + term
-            rows.append({"val_loss": float(total), **{f"val_{k}_loss": float(v) for k, v in terms.items()}})
+            rows.append({"val_loss": float(summed(terms)), **{f"val_{k}_loss": float(v) for k, v in terms.items()}})
     model.train(was_training)
     out = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
     if len(rows[0]) == 2:  # the affinity term alone is the total
@@ -111,11 +113,11 @@ def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cf
 
 def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
     """``losses.csv`` (step, loss, val_loss, then any ``lr``, ``hook_*`` metrics such as
-    validation NERL/VOI, ``val_<term>_loss`` (with an LSD head or MALIS: the validation loss of
-    each term, ``val_affinity_loss`` the affinities alone), and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
+    validation NERL/VOI, ``train_<term>_loss`` and ``val_<term>_loss`` (with an LSD head or
+    MALIS: the loss of each term, ``*_affinity_loss`` the affinities alone), and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
     measured at that step) and ``losses.png``."""
     hooks = sorted({key for row in history for key in row
-                    if key.startswith(("hook_", "active_")) or key == "lr"
+                    if key.startswith(("hook_", "active_", "train_")) or key == "lr"
                     or (key.startswith("val_") and key.endswith("_loss") and key != "val_loss")})
     with open(out_dir / "losses.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -307,13 +309,16 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch["raw"])
-        loss = compute_loss(logits, batch, cfg)
+        terms = loss_terms(logits, batch, cfg)
+        loss = summed(terms)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         done = step + 1
         row: dict[str, float] = {"step": float(done), "loss": float(loss.detach()), "val_loss": math.nan, "lr": rate}
+        if len(terms) > 1:  # each term too, so train and validation compare term by term
+            row.update({f"train_{key}_loss": float(value.detach()) for key, value in terms.items()})
         evaluated = None
         if done % cfg.validate_every == 0 or done == cfg.steps:
             # validation scores (and model.pt stores) a recalibrated copy; training goes on with `model`

@@ -137,8 +137,9 @@ def test_training_with_malis(tmp_path, cells):
     train(cfg, *volumes)
     rows = list(csv.DictReader(open(tmp_path / "losses.csv")))
     assert float(rows[2]["val_malis_loss"]) > 0 and float(rows[2]["val_lsd_loss"]) > 0
-    total = sum(float(rows[2][f"val_{k}_loss"]) for k in ("affinity", "lsd", "malis"))
-    assert float(rows[2]["val_loss"]) == pytest.approx(total, rel=1e-5)
+    for split, total in (("val", "val_loss"), ("train", "loss")):
+        terms = [float(rows[2][f"{split}_{k}_loss"]) for k in ("affinity", "lsd", "malis")]
+        assert min(terms) > 0 and float(rows[2][total]) == pytest.approx(sum(terms), rel=1e-5)
 
     no_nearest = ModelConfig(num_fmaps=3, downsample_factors=[(2, 2, 2)], offsets=[(-2, 0, 0), (0, -3, 0), (0, 0, -3)])
     with pytest.raises(ValidationError, match="nearest-neighbour offsets"):
