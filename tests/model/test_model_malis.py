@@ -86,6 +86,14 @@ def test_unlabelled_voxels_carry_paths_but_no_pairs():
     assert negative[2, 0, 0, 2] == 1 and negative.sum() == 1  # the weak edge of the only path
 
 
+def test_crops_of_one_object_or_none():
+    affinities = np.random.default_rng(0).random((3, 2, 3, 3))
+    positive, negative = malis_pair_counts(affinities, np.full((2, 3, 3), 7))
+    assert positive.sum() == 18 * 17 / 2 and negative.sum() == 0  # every pair, once, inside the object
+    positive, negative = malis_pair_counts(affinities, np.zeros((2, 3, 3), dtype=int))
+    assert positive.sum() == negative.sum() == 0
+
+
 def test_bad_inputs_name_what_is_wrong():
     with pytest.raises(InputError, match="expected \\(3, z, y, x\\)"):
         malis_pair_counts(np.zeros((2, 1, 2, 2)), np.ones((1, 2, 2), dtype=int))
