@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from axonseg.errors import InputError
+
 Triple = tuple[int, int, int]
 
 NEAREST_OFFSETS: list[Triple] = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
@@ -23,6 +25,22 @@ DEFAULT_OFFSETS: list[Triple] = NEAREST_OFFSETS + [
 ]
 
 LSD_CHANNELS = 10
+
+
+def nearest_channels(offsets: Sequence[Sequence[int]]) -> list[int]:
+    """Indices of the three nearest-neighbour offsets (-z, -y, -x) within ``offsets``.
+
+    Raises:
+        InputError: one of them is missing (naming which).
+    """
+    listed = [tuple(int(v) for v in o) for o in offsets]
+    missing = [tuple(o) for o in NEAREST_OFFSETS if tuple(o) not in listed]
+    if missing:
+        raise InputError(f"model.offsets {listed} lack {missing}: MALIS needs the three nearest-neighbour "
+                         f"offsets {list(NEAREST_OFFSETS)}")
+    return [listed.index(tuple(o)) for o in NEAREST_OFFSETS]
+
+
 
 #: A model runs on voxel sizes within this relative tolerance of its own (or of its range).
 VOXEL_SIZE_RTOL = 0.05

@@ -21,27 +21,10 @@ Label 0 is unlabelled: such voxels take part in paths but count in no pair.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numba
 import numpy as np
 
 from axonseg.errors import InputError
-from axonseg.model.config import NEAREST_OFFSETS  # what MALIS runs on: channel k joins p and p - e_k
-
-
-def nearest_channels(offsets: Sequence[Sequence[int]]) -> list[int]:
-    """Indices of the three nearest-neighbour offsets (-z, -y, -x) within ``offsets``.
-
-    Raises:
-        InputError: one of them is missing (naming which).
-    """
-    listed = [tuple(int(v) for v in o) for o in offsets]
-    missing = [tuple(o) for o in NEAREST_OFFSETS if tuple(o) not in listed]
-    if missing:
-        raise InputError(f"model.offsets {listed} lack {missing}: MALIS needs the three nearest-neighbour "
-                         f"offsets {list(NEAREST_OFFSETS)}")
-    return [listed.index(tuple(o)) for o in NEAREST_OFFSETS]
 
 
 @numba.njit(cache=True)

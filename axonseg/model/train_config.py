@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from axonseg.model.augment import AugmentConfig
-from axonseg.model.config import NEAREST_OFFSETS, ModelConfig
+from axonseg.errors import InputError
+from axonseg.model.config import ModelConfig, nearest_channels
 
 
 def parse_roi(roi: str) -> tuple[tuple[int | None, int | None], ...]:
@@ -144,9 +145,11 @@ class TrainConfig(BaseModel):
     def _segment_validation_on_validation_steps(self) -> "TrainConfig":
         if not self.zero_is_unlabelled and any(d.labels_roi for d in self.datasets):
             raise ValueError("datasets.labels_roi needs zero_is_unlabelled: true (labels outside it become 0)")
-        listed = [tuple(o) for o in self.model.offsets]
-        if self.malis_weight > 0 and not all(tuple(o) in listed for o in NEAREST_OFFSETS):
-            raise ValueError(f"malis_weight > 0 needs the nearest-neighbour offsets {NEAREST_OFFSETS} in model.offsets")
+        if self.malis_weight > 0:
+            try:
+                nearest_channels(self.model.offsets)
+            except InputError as error:
+                raise ValueError(f"malis_weight > 0: {error}") from None
         if self.segment_validation_every % self.validate_every:
             raise ValueError(
                 f"segment_validation_every={self.segment_validation_every} is not a multiple of "

@@ -23,12 +23,13 @@ from axonseg.errors import ConfigError, OutputExistsError, StageError
 from axonseg.model.activity import active_fractions, dead_layers
 from axonseg.model.batchnorm import recalibrate_batchnorm
 from axonseg.model import shapes
+from axonseg.model.config import nearest_channels
 from axonseg.model.checkpoint import (
     list_checkpoints, load_training_state, model_config_from_json, model_from_state, read_model_state,
     save_model, save_training_state,
 )
 from axonseg.model.losses import malis_loss, masked_mse, weighted_bce
-from axonseg.model.malis import malis_pair_counts, nearest_channels
+from axonseg.model.malis import malis_pair_counts
 from axonseg.model.predict import cpu_bf16_is_fast
 from axonseg.model.sampler import BatchStream, TrainingVolume, calibration_inputs, validation_batches
 from axonseg.model.schedule import learning_rate
@@ -63,19 +64,14 @@ def loss_terms(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainC
     return terms
 
 
-def summed(terms: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The terms of :func:`loss_terms` added in their order (the order fixes the rounding, so a
-    resumed run stays bit-exact)."""
-    values = list(terms.values())
-    total = values[0]
-    for term in values[1:]:
-        total = total + term
-    return total
-
-
 def compute_loss(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
-    """The training loss: :func:`loss_terms` summed in order."""
-    return summed(loss_terms(logits, batch, cfg))
+    """The training loss: :func:`loss_terms` summed in their order."""
+    return sum(loss_terms(logits, batch, cfg).values())
+
+
+def term_losses(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``{prefix_<term>_loss: value}`` for a loss of several terms; empty for one (it is the total)."""
+    return {f"{prefix}_{key}_loss": float(value.detach()) for key, value in terms.items()} if len(terms) > 1 else {}
 
 
 def _use_bf16(cfg: TrainConfig) -> bool:
@@ -98,12 +94,9 @@ def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], 
         for batch in batches:
             tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
             terms = loss_terms(model(tensors["raw"]), tensors, cfg)
-            rows.append({"val_loss": float(summed(terms)), **{f"val_{k}_loss": float(v) for k, v in terms.items()}})
+            rows.append({"val_loss": float(sum(terms.values())), **term_losses("val", terms)})
     model.train(was_training)
-    out = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
-    if len(rows[0]) == 2:  # the affinity term alone is the total
-        out.pop("val_affinity_loss")
-    return out
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
 def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> float:
@@ -116,9 +109,7 @@ def write_history(history: list[dict[str, float]], out_dir: Path) -> None:
     validation NERL/VOI, ``train_<term>_loss`` and ``val_<term>_loss`` (with an LSD head or
     MALIS: the loss of each term, ``*_affinity_loss`` the affinities alone), and ``active_min`` / ``active_<layer>`` ReLU fractions; empty where not
     measured at that step) and ``losses.png``."""
-    hooks = sorted({key for row in history for key in row
-                    if key.startswith(("hook_", "active_", "train_")) or key == "lr"
-                    or (key.startswith("val_") and key.endswith("_loss") and key != "val_loss")})
+    hooks = sorted({key for row in history for key in row} - {"step", "loss", "val_loss"})
     with open(out_dir / "losses.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "loss", "val_loss", *hooks])
@@ -310,15 +301,14 @@ def train(
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch["raw"])
         terms = loss_terms(logits, batch, cfg)
-        loss = summed(terms)
+        loss = sum(terms.values())  # in order, as compute_loss: a resumed run stays bit-exact
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         done = step + 1
         row: dict[str, float] = {"step": float(done), "loss": float(loss.detach()), "val_loss": math.nan, "lr": rate}
-        if len(terms) > 1:  # each term too, so train and validation compare term by term
-            row.update({f"train_{key}_loss": float(value.detach()) for key, value in terms.items()})
+        row.update(term_losses("train", terms))  # train and validation compare term by term
         evaluated = None
         if done % cfg.validate_every == 0 or done == cfg.steps:
             # validation scores (and model.pt stores) a recalibrated copy; training goes on with `model`

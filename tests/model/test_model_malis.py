@@ -18,7 +18,8 @@ from axonseg.errors import ConfigError, InputError
 from axonseg.model.checkpoint import load_model
 from axonseg.model.config import ModelConfig
 from axonseg.model.losses import malis_loss
-from axonseg.model.malis import _edges, malis_pair_counts, nearest_channels
+from axonseg.model.config import nearest_channels
+from axonseg.model.malis import _edges, malis_pair_counts
 from axonseg.model.sampler import TrainingVolume, make_batch
 from axonseg.model.train_loop import compute_loss, loss_terms, train
 
