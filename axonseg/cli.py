@@ -145,6 +145,30 @@ def train(
     typer.echo(f"finished at step {result['step']}")
 
 
+@app.command("train-agglomeration")
+def train_agglomeration(
+    config: Path = typer.Argument(..., help="training config YAML (its split: train datasets teach, the first split: val one calibrates)"),
+    model: Path = typer.Option(..., "--model", help="model file whose affinities the classifier learns"),
+    out: Optional[Path] = typer.Option(None, "--out", help="classifier file; default: edge_classifier.json beside the model, where agglomerate method learned finds it"),
+    segment_config: Optional[Path] = typer.Option(None, "--segment-config", help="agglomerate config YAML whose fragment settings the runs will use (default: the defaults)"),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="keep the training and validation runs here (default: a temporary folder)"),
+) -> None:
+    """Train the edge classifier of agglomerate method `learned` for a model, and calibrate its threshold on validation."""
+    from axonseg.pipelines.train_agglomeration import train_agglomeration as train_classifier
+
+    result = train_classifier(config, model, out, segment_config, work_dir)
+    rows = {"mean affinity": result["mean"], "learned": result["learned"]}
+    for name, table in rows.items():
+        best = max(table, key=lambda row: (row["nerl"] or 0.0))
+        typer.echo(f"validation, {name}: best NERL {best['nerl']:.3f} at threshold {best['threshold']} "
+                   f"(VOI split {best['voi_split']:.2f}, merge {best['voi_merge']:.2f})")
+    edges, auc = result["edges"], result["edge_auc"]
+    if auc["learned"] is not None and auc["mean_affinity"] is not None:
+        typer.echo(f"validation edges: AUC {auc['learned']:.3f} learned against {auc['mean_affinity']:.3f} for mean affinity")
+    typer.echo(f"wrote {result['classifier']}: trained on {edges['merge']} merge and {edges['split']} split edges, "
+               f"threshold {result['threshold']}")
+
+
 @app.command()
 def predict(
     input: str = typer.Argument(..., help="raw EM array: store.zarr/dataset, file.h5:dataset, tif, .npy or store.n5/dataset, with its voxel size (nm) in the metadata (see `axonseg ingest`)"),

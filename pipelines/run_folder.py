@@ -304,7 +304,15 @@ class RunFolder:
     def model_threshold(self) -> float | None:
         """The agglomeration threshold the run's model was calibrated at on validation data
         (``threshold`` in the model file's ``extra``, written by training), or None: a model
-        from before calibration, or a run without affinities of a known model file."""
+        from before calibration, or a run without affinities of a known model file. When the
+        LUTs were made by an edge classifier (agglomerate method ``learned``), its own calibrated
+        threshold instead (None if it has none), since its scores are not affinities."""
+        state = self.luts_dir / "agglomerate.json"
+        if state.exists():
+            recorded = json.loads(state.read_text())
+            if isinstance(recorded, dict) and "classifier_threshold" in recorded:
+                value = recorded["classifier_threshold"]
+                return None if value is None else float(value)
         value = self._model_extra.get("threshold")
         return None if value is None else float(value)
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from axonseg.cli import app
 
 runner = CliRunner()
-CONTRACT = ["demo", "synth", "ingest", "train", "predict", "agglomerate", "segment", "evaluate", "skeletonize", "export", "simulate", "proofread"]
+CONTRACT = ["demo", "synth", "ingest", "train", "train-agglomeration", "predict", "agglomerate", "segment", "evaluate", "skeletonize", "export", "simulate", "proofread"]
 
 
 def _axonseg(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -113,8 +113,8 @@ def edge_features(graph: RegionGraph, node_values: dict[str, np.ndarray] | None 
     return np.stack(columns, axis=1).astype(np.float32)
 
 
-def node_means(fragments: np.ndarray, values: np.ndarray, node_id: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over each fragment's voxels, aligned with ``node_id``.
+def node_sums(fragments: np.ndarray, values: np.ndarray, node_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of ``values`` and voxel count over each fragment's voxels, aligned with ``node_id``.
 
     Args:
         fragments: (Z, Y, X) fragment ids, 0 = background.
@@ -122,7 +122,8 @@ def node_means(fragments: np.ndarray, values: np.ndarray, node_id: np.ndarray) -
         node_id: (N,) uint64 fragment ids (ascending), e.g. ``graph.node_id``.
 
     Returns:
-        (N,) float64; NaN for a node without voxels in ``fragments``.
+        ``(sums, counts)``: (N,) float64 and (N,) int64; voxels of ids not in ``node_id`` are
+        left out.
 
     Raises:
         InputError: the shapes differ.
@@ -135,6 +136,27 @@ def node_means(fragments: np.ndarray, values: np.ndarray, node_id: np.ndarray) -
     index = np.minimum(index, max(len(node_id) - 1, 0))
     known = node_id[index] == flat[inside] if len(node_id) else np.zeros(0, bool)
     sums = np.bincount(index[known], weights=values.ravel()[inside][known].astype(np.float64), minlength=len(node_id))
-    counts = np.bincount(index[known], minlength=len(node_id))
+    counts = np.bincount(index[known], minlength=len(node_id)).astype(np.int64)
+    return sums, counts
+
+
+def node_means(fragments: np.ndarray, values: np.ndarray, node_id: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` over each fragment's voxels, aligned with ``node_id``
+    (:func:`node_sums` divided by the counts).
+
+    Returns:
+        (N,) float64; NaN for a node without voxels in ``fragments``.
+
+    Raises:
+        InputError: the shapes differ.
+    """
+    sums, counts = node_sums(fragments, values, node_id)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def graph_node_means(graph: RegionGraph) -> dict[str, np.ndarray]:
+    """``{name: (N,) mean}`` of each of the graph's node sums (sum / node size; NaN for size 0)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {name: np.where(graph.node_size > 0, sums / np.maximum(graph.node_size, 1), np.nan)
+                for name, sums in graph.node_sums.items()}

@@ -13,17 +13,21 @@ from axonseg.errors import InputError
 from axonseg.segment.region_graph import RegionGraph
 
 NODE_COLUMNS = ("id", "size", "centroid_z_nm", "centroid_y_nm", "centroid_x_nm")
+#: Prefix of the optional node columns that hold ``RegionGraph.node_sums`` (``sum_raw``, ...).
+SUM_PREFIX = "sum_"
 EDGE_COLUMNS = ("u", "v", "aff_sum", "count", "area_nm2", "hist_bin", "hist_count")
 
 
 def graph_to_tables(graph: RegionGraph) -> tuple[pa.Table, pa.Table]:
-    """Return (nodes, edges) Arrow tables with the columns NODE_COLUMNS and EDGE_COLUMNS."""
+    """Return (nodes, edges) Arrow tables with the columns NODE_COLUMNS (plus ``sum_<name>``
+    for each of the graph's node sums) and EDGE_COLUMNS."""
     nodes = pa.table({
         "id": pa.array(graph.node_id, pa.uint64()),
         "size": pa.array(graph.node_size, pa.int64()),
         "centroid_z_nm": graph.node_centroid[:, 0],
         "centroid_y_nm": graph.node_centroid[:, 1],
         "centroid_x_nm": graph.node_centroid[:, 2],
+        **{SUM_PREFIX + name: pa.array(values, pa.float64()) for name, values in graph.node_sums.items()},
     })
     offsets = pa.array(graph.hist_ptr.astype(np.int32 if graph.hist_ptr[-1] < 2**31 else np.int64))
     list_type = pa.ListArray if offsets.type == pa.int32() else pa.LargeListArray
@@ -68,4 +72,6 @@ def graph_from_tables(nodes: pa.Table, edges: pa.Table) -> RegionGraph:
         hist_ptr=hist_ptr,
         hist_bin=hist_bin.flatten().to_numpy().astype(np.uint8),
         hist_count=hist_count.flatten().to_numpy().astype(np.uint32),
+        node_sums={name[len(SUM_PREFIX):]: nodes.column(name).fill_null(0.0).to_numpy().astype(np.float64)
+                   for name in nodes.column_names if name.startswith(SUM_PREFIX)},
     )

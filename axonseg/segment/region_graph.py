@@ -10,7 +10,7 @@ is then counted by exactly one block, and summing block rows for the same (u, v)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import fastremap
 import numpy as np
@@ -43,6 +43,9 @@ class RegionGraph:
         hist_ptr: (E+1,) int64 offsets into hist_bin / hist_count.
         hist_bin: uint8 histogram bins (affinity * 255 rounded).
         hist_count: uint32 number of faces per bin.
+        node_sums: optional ``{name: (N,) float64}`` sums of a per-voxel value over each node's
+            voxels (e.g. ``raw``, ``boundary``; the graph stage's ``node_values``); they add on
+            merges like ``node_size``, so ``node_sums[name] / node_size`` is the node's mean.
     """
 
     node_id: np.ndarray
@@ -56,6 +59,7 @@ class RegionGraph:
     hist_ptr: np.ndarray
     hist_bin: np.ndarray
     hist_count: np.ndarray
+    node_sums: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_nodes(self) -> int:
@@ -247,6 +251,12 @@ def merge_block_graphs(graphs: Sequence[RegionGraph]) -> RegionGraph:
     merged.node_id = ids
     merged.node_size = size.astype(np.int64)
     merged.node_centroid = weighted / np.maximum(size, 1)[:, None]
+    names = set(graphs[0].node_sums)
+    if any(set(g.node_sums) != names for g in graphs):
+        raise InputError("block graphs carry different node sums "
+                         f"({sorted({tuple(sorted(g.node_sums)) for g in graphs})}): expected the same in every block")
+    merged.node_sums = {name: np.bincount(inverse, weights=np.concatenate([g.node_sums[name] for g in graphs]),
+                                          minlength=len(ids)) for name in sorted(names)}
 
     n_edges = [g.n_edges for g in graphs]
     if sum(n_edges) == 0:

@@ -49,11 +49,26 @@ class FragmentsConfig(StrictModel):
         return self
 
 
+class GraphConfig(StrictModel):
+    """What the region-graph stage records besides the edges' affinity statistics."""
+
+    node_values: bool = Field(
+        False,
+        description="also sum each fragment's raw intensity and boundary (1 - lowest nearest affinity) over its "
+                    "voxels, for agglomerate method learned (on whenever that method is chosen); reads the raw",
+    )
+
+
 class AgglomerateConfig(StrictModel):
     """Agglomeration of the region graph into one fragment -> segment LUT per threshold."""
 
-    method: Literal["mean", "quantile", "mutex"] = Field(
-        "mean", description="hierarchical merging by mean or quantile affinity, or mutex watershed"
+    method: Literal["mean", "quantile", "mutex", "learned"] = Field(
+        "mean", description="hierarchical merging by mean or quantile affinity, mutex watershed, or by an edge "
+                            "classifier's merge probability (learned; see classifier)"
+    )
+    classifier: str | None = Field(
+        None, description="edge classifier file (axonseg train-agglomeration) for method learned; null: "
+                          "edge_classifier.json beside the run's model file",
     )
     quantile: float = Field(50.0, ge=0.0, le=100.0, description="percentile of an edge's affinities for method quantile")
     mutex_score: Literal["mean", "quantile"] = Field("mean", description="edge affinity statistic for method mutex")
@@ -74,6 +89,12 @@ class AgglomerateConfig(StrictModel):
             raise ValueError("thresholds contains a value twice")
         return sorted(value)
 
+    @model_validator(mode="after")
+    def _classifier_for_learned(self) -> "AgglomerateConfig":
+        if self.classifier is not None and self.method != "learned":
+            raise ValueError(f"classifier is set but method is {self.method!r}: a classifier is used by method learned only")
+        return self
+
 
 class SegmentConfig(StrictModel):
     """How ``axonseg agglomerate`` turns a run's affinities into fragments, LUTs and a segmentation."""
@@ -86,12 +107,19 @@ class SegmentConfig(StrictModel):
         None, description="mask: a group of RUN/volume.zarr or an array address; zero = not segmented; null: none"
     )
     fragments: FragmentsConfig = Field(default_factory=FragmentsConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
     agglomerate: AgglomerateConfig = Field(default_factory=AgglomerateConfig)
     relabel_threshold: float | None = Field(
         None, ge=0.0, le=1.0,
         description="LUT threshold written to segmentation/; null: reports/best_threshold.json, else the median",
     )
 
+
+    @model_validator(mode="after")
+    def _learned_needs_node_values(self) -> "SegmentConfig":
+        if self.agglomerate.method == "learned" and not self.graph.node_values:
+            self.graph = self.graph.model_copy(update={"node_values": True})
+        return self
 
     @field_validator("offsets")
     @classmethod

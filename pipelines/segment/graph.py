@@ -4,6 +4,10 @@ parquet tables ``RUN/graph/{nodes,edges}/<block_id>.parquet``, blockwise and res
 A block reads the stored fragments of its write ROI grown by one voxel towards negative z, y
 and x (0 outside the volume) and the affinities of its write ROI, so every voxel face of the
 volume is counted by exactly one block. It needs the whole fragments stage finished first.
+
+With ``graph.node_values`` (on for agglomerate method ``learned``) each node row also sums its
+fragment's raw intensity and boundary (1 - lowest nearest-neighbour affinity, in [0, 1]) over
+the voxels the block owns (columns ``sum_raw``, ``sum_boundary``), read from the run's raw.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from axonseg.blockwise.stage import BlockData, Input, Stage
 from axonseg.errors import InputError
 from axonseg.io import open_level
 from axonseg.segment import RegionGraph, block_region_graph, graph_from_tables, graph_to_tables, merge_block_graphs
-from axonseg.pipelines.run_folder import run_store
+from axonseg.segment.affinities import check_affinities
+from axonseg.segment.edge_features import node_sums
+from axonseg.pipelines.run_folder import RunFolder, run_store
 from axonseg.io import group_state
 from axonseg.pipelines.segment._stage import Affinities, declared, open_affinities, stage_runner
 from axonseg.pipelines.segment.config import SegmentConfig
@@ -41,7 +47,19 @@ def graph_state(run_dir: Path) -> dict | None:
     return read_json(graph_dir(run_dir) / STATE_FILE)
 
 
-def _region_graph(affinities: Affinities):  # noqa: ANN202
+#: The node values ``graph.node_values`` records (RegionGraph.node_sums names).
+NODE_VALUES = ("raw", "boundary")
+
+
+def voxel_boundary(affinities: np.ndarray, offsets: list) -> np.ndarray:
+    """(Z, Y, X) float32 boundary in [0, 1]: 1 - the lowest of the three nearest-neighbour
+    affinities of each voxel (czyx, uint8 0-255 or float in [0, 1])."""
+    nearest = np.min(np.stack([affinities[c] for c in check_affinities(affinities, offsets)]), axis=0)
+    scale = 255.0 if affinities.dtype == np.uint8 else 1.0
+    return 1.0 - nearest.astype(np.float32) / np.float32(scale)
+
+
+def _region_graph(affinities: Affinities, node_values: bool):  # noqa: ANN202
     """``process`` of the stage: the region graph of the faces the block owns, as two tables."""
     voxel_size = np.asarray(affinities.voxel_size)
     origin_nm = np.asarray(affinities.offset_nm)
@@ -54,9 +72,33 @@ def _region_graph(affinities: Affinities):  # noqa: ANN202
             fragments, data["affinities"], affinities.offsets, affinities.voxel_size,
             write_offset_nm=tuple(origin_nm + np.asarray(data.block.write_roi.offset) * voxel_size),
         )
+        if node_values:
+            owned = fragments[1:, 1:, 1:]
+            values = {"raw": data["raw"], "boundary": voxel_boundary(data["affinities"], affinities.offsets)}
+            graph.node_sums = {name: node_sums(owned, values[name], graph.node_id)[0] for name in NODE_VALUES}
         return tuple(graph_to_tables(graph))
 
     return process
+
+
+def _raw_input(run_dir: Path, shape: tuple[int, int, int]) -> Input:
+    """The run's raw EM (the predict input, on the affinities' grid) as a stage input.
+
+    Raises:
+        InputError: the run does not record its raw, or the raw is not on the affinities' grid.
+    """
+    from axonseg.io import open_volume
+
+    address = RunFolder(run_dir).raw_address()
+    if address is None:
+        raise InputError(f"{run_dir}: graph.node_values (agglomerate method learned) needs the raw EM, but the run "
+                         "records none (inputs.json); predict into this run with axonseg predict or segment")
+    raw = open_volume(address)
+    if tuple(raw.spatial_shape) != tuple(shape) or raw.data.ndim != 3:
+        raise InputError(f"{address} has shape {raw.shape}: graph.node_values needs the raw on the affinities' "
+                         f"grid {tuple(shape)} (z, y, x)")
+    data = raw.data
+    return Input(lambda roi: np.asarray(data[roi.to_slices()]), tuple(shape), with_context=False)
 
 
 def graph_stage(run_dir: Path, config: SegmentConfig) -> Stage:
@@ -78,12 +120,16 @@ def graph_stage(run_dir: Path, config: SegmentConfig) -> Stage:
             f"{store / 'fragments'} has shape {tuple(fragments.shape)} but the affinities have "
             f"{affinities.shape}: expected equal shapes (z, y, x); run the fragments stage again"
         )
+    inputs = {"fragments": Input(lambda roi: np.asarray(fragments[roi.to_slices()]), affinities.shape),
+              "affinities": Input(affinities.read, affinities.shape, with_context=False)}
+    recorded = {"fragments": fragments_info.get("config_hash"), "block_shape": list(config.block_shape)}
+    if config.graph.node_values:  # recorded only when on, so runs made before the option keep their hash
+        inputs["raw"] = _raw_input(run_dir, affinities.shape)
+        recorded["node_values"] = list(NODE_VALUES)
     return Stage(
-        name=STAGE, volume_shape=affinities.shape, block_shape=tuple(config.block_shape),
-        inputs={"fragments": Input(lambda roi: np.asarray(fragments[roi.to_slices()]), affinities.shape),
-                "affinities": Input(affinities.read, affinities.shape, with_context=False)},
-        output=TablesOutput(graph_dir(run_dir), TABLES, STATE_FILE), process=_region_graph(affinities),
-        config={"fragments": fragments_info.get("config_hash"), "block_shape": list(config.block_shape)},
+        name=STAGE, volume_shape=affinities.shape, block_shape=tuple(config.block_shape), inputs=inputs,
+        output=TablesOutput(graph_dir(run_dir), TABLES, STATE_FILE),
+        process=_region_graph(affinities, config.graph.node_values), config=recorded,
         context=((1, 1, 1), (0, 0, 0)), border="zero",
     )
 
