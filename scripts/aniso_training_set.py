@@ -1,19 +1,23 @@
 """Make the randomised-appearance training set of the anisotropic model (issue #15).
 
 Every volume comes from `axonseg synth` with its own seed and its own look, drawn from wide
-ranges: voxel size 30-40 nm in z and 6-10 nm in y/x, membrane width and darkness, cytoplasm
-texture, blur, noise, section brightness, misaligned and missing sections, axon calibre. The
-training config (configs/train_aniso.yaml) presents every volume to the network as 30x8x8 nm,
+ranges (RECIPES): voxel size 30-40 nm in z and 6-10 nm in y/x, membrane width and darkness,
+cytoplasm texture, blur, noise, section brightness, misaligned and missing sections, axon calibre,
+and in recipe v3 also the morphology (fill, dendrites, branching, spines, mitochondria, touching
+neurites without a gap). The training configs present every volume to the network as 30x8x8 nm,
 so the voxel-size draw is a scale augmentation. Training-time augmentation adds contrast, gamma,
 noise and section defects on top.
 
 Three sets, disjoint seeds:
-- ``train_XX``: seeds 2000+, settings drawn from TRAIN_RANGES;
-- ``val_XX``: seeds 3000+, drawn from the same ranges (checkpoints and the threshold are chosen here);
-- ``test_XX``: seeds 9000+, fixed looks *outside* the training ranges (TEST_LOOKS), never used to
+- ``train_XX``: settings drawn from the recipe's ranges (v2: seeds 2000+, v3: 4000+);
+- ``val_XX``: drawn from the same ranges (v2: 3000+, v3: 5000+); checkpoints and the threshold
+  are chosen here;
+- ``test_XX``: seeds 9000+, fixed looks (TEST_LOOKS, and TEST_LOOKS_V3 for v3), never used to
   choose anything: the figure the card reports for unseen generator settings.
 
-Usage: python scripts/aniso_training_set.py [--out runs/aniso] [--n-train 8] [--n-val 2]
+Usage:
+    python scripts/aniso_training_set.py                                   # v3: runs/aniso_v3, 16 train, 2 val
+    python scripts/aniso_training_set.py --recipe v2 --out runs/aniso --n-train 8   # aniso_v2's set, bit for bit
 Writes <out>/<name>.zarr and <out>/settings.json (the options of every volume).
 """
 
@@ -25,23 +29,52 @@ from pathlib import Path
 
 import numpy as np
 
-#: (low, high) of each uniformly drawn setting; lengths in nm.
-TRAIN_RANGES: dict[str, tuple[float, float]] = {
-    "voxel_z": (30.0, 40.0),
-    "voxel_yx": (6.0, 10.0),
-    "membrane_nm": (8.0, 24.0),
-    "membrane_depth": (0.45, 0.9),
-    "texture": (0.3, 1.8),
-    "blur_nm": (2.0, 10.0),
-    "noise": (6.0, 35.0),
-    "section_jitter": (0.02, 0.12),
-    "misaligned_rate": (0.0, 0.06),
-    "missing_rate": (0.0, 0.03),
-    "axon_min_nm": (70.0, 130.0),
-    "axon_max_nm": (220.0, 380.0),
+#: (low, high) of each uniformly drawn setting per recipe; lengths in nm. "v2" made aniso_v2's set
+#: (appearance only); "v3" widens the appearance ranges and also draws the morphology (how full the
+#: volume is, dendrites, branching, spines, mitochondria, and whether neurites touch without an
+#: extracellular gap), so that the network does not learn one scene layout.
+RECIPES: dict[str, dict[str, tuple[float, float]]] = {
+    "v2": {
+        "voxel_z": (30.0, 40.0),
+        "voxel_yx": (6.0, 10.0),
+        "membrane_nm": (8.0, 24.0),
+        "membrane_depth": (0.45, 0.9),
+        "texture": (0.3, 1.8),
+        "blur_nm": (2.0, 10.0),
+        "noise": (6.0, 35.0),
+        "section_jitter": (0.02, 0.12),
+        "misaligned_rate": (0.0, 0.06),
+        "missing_rate": (0.0, 0.03),
+        "axon_min_nm": (70.0, 130.0),
+        "axon_max_nm": (220.0, 380.0),
+    },
+    "v3": {
+        "voxel_z": (30.0, 40.0),
+        "voxel_yx": (6.0, 10.0),
+        "membrane_nm": (6.0, 26.0),
+        "membrane_depth": (0.35, 0.95),
+        "texture": (0.1, 2.5),
+        "blur_nm": (1.0, 12.0),
+        "noise": (4.0, 45.0),
+        "section_jitter": (0.02, 0.15),
+        "misaligned_rate": (0.0, 0.08),
+        "missing_rate": (0.0, 0.04),
+        "axon_min_nm": (60.0, 140.0),
+        "axon_max_nm": (200.0, 420.0),
+        "fill_fraction": (0.75, 0.95),
+        "dendrite_fraction": (0.1, 0.4),
+        "branch_probability": (0.1, 0.6),
+        "spines_per_um": (0.5, 3.0),
+        "mitochondria_per_um": (0.2, 1.5),
+        "gap": (0.0, 1.0),  # a draw below 0.5: neurites touch with no extracellular gap
+    },
 }
+TRAIN_RANGES = RECIPES["v2"]
 
-#: Held-out looks, each outside the training ranges in several settings at once.
+#: Held-out looks per recipe, never used to choose anything. v2's three lie outside its ranges in
+#: several settings at once. v3's ranges contain test_01's and test_02's appearance settings (not
+#: their voxel sizes), so v3 adds test_03 and test_04, outside the v3 ranges in appearance and
+#: morphology; they were fixed before any v3 model was trained.
 TEST_LOOKS: dict[str, dict] = {
     "test_00": {"voxel_size": [30.0, 8.0, 8.0], "options": {}},  # the generator's stock look
     "test_01": {"voxel_size": [42.0, 10.5, 10.5],  # coarse, thick dark membranes, heavy noise
@@ -51,33 +84,58 @@ TEST_LOOKS: dict[str, dict] = {
                 "options": {"membrane_nm": 7.0, "membrane_depth": 0.4, "noise": 5.0, "blur_nm": 11.0,
                             "texture": 0.15, "misaligned_rate": 0.08}},
 }
+TEST_LOOKS_V3: dict[str, dict] = {
+    "test_03": {"voxel_size": [36.0, 9.0, 9.0],  # packed, no gap, thick black membranes, very noisy
+                "options": {"membrane_nm": 30.0, "membrane_depth": 0.98, "noise": 52.0, "blur_nm": 2.0,
+                            "texture": 2.8, "fill_fraction": 0.97, "dendrite_fraction": 0.45, "gap": False,
+                            "mitochondria_per_um": 2.0, "branch_probability": 0.8}},
+    "test_04": {"voxel_size": [32.0, 6.5, 6.5],  # sparse, faint 5 nm membranes, heavy blur, thick axons
+                "options": {"membrane_nm": 5.0, "membrane_depth": 0.3, "noise": 3.0, "blur_nm": 13.0,
+                            "texture": 0.05, "fill_fraction": 0.7, "dendrite_fraction": 0.05,
+                            "axon_diameter_nm": (150.0, 480.0), "missing_rate": 0.05, "spines_per_um": 0.2}},
+}
+_MORPHOLOGY = ("fill_fraction", "dendrite_fraction", "branch_probability", "spines_per_um", "mitochondria_per_um")
 
 
-def draw_look(rng: np.random.Generator) -> dict:
-    """One volume's voxel size (nm, zyx) and generator options, drawn from TRAIN_RANGES."""
-    v = {key: float(rng.uniform(low, high)) for key, (low, high) in TRAIN_RANGES.items()}
+def draw_look(rng: np.random.Generator, recipe: str = "v2") -> dict:
+    """One volume's voxel size (nm, zyx) and generator options, drawn from ``RECIPES[recipe]``."""
+    ranges = RECIPES[recipe]
+    v = {key: float(rng.uniform(low, high)) for key, (low, high) in ranges.items()}
     options = {key: round(v[key], 3) for key in ("membrane_nm", "membrane_depth", "texture", "blur_nm", "noise",
                                                 "section_jitter", "misaligned_rate", "missing_rate")}
     options["axon_diameter_nm"] = (round(v["axon_min_nm"], 1), round(v["axon_max_nm"], 1))
+    options.update({key: round(v[key], 3) for key in _MORPHOLOGY if key in v})
+    if "gap" in v:
+        options["gap"] = v["gap"] >= 0.5
     return {"voxel_size": [round(v["voxel_z"], 2), round(v["voxel_yx"], 2), round(v["voxel_yx"], 2)], "options": options}
 
 
-def plan(n_train: int, n_val: int) -> dict[str, dict]:
-    """Name -> {seed, voxel_size, options} of every volume of the set."""
+def plan(n_train: int, n_val: int, recipe: str = "v2") -> dict[str, dict]:
+    """Name -> {seed, voxel_size, options} of every volume of the set.
+
+    v2 keeps the seeds of aniso_v2's set (train 2000+, val 3000+); v3 draws from new seeds
+    (train 4000+, val 5000+), so none of its volumes repeats a v2 scene. Both share test_00-02
+    (seeds 9000+); v3 adds test_03-04.
+    """
+    if recipe not in RECIPES:
+        raise SystemExit(f"--recipe {recipe!r}: expected one of {sorted(RECIPES)}")
+    bases = {"v2": (2000, 3000), "v3": (4000, 5000)}[recipe]
     volumes = {}
-    for prefix, base, n in (("train", 2000, n_train), ("val", 3000, n_val)):
+    for prefix, base, n in (("train", bases[0], n_train), ("val", bases[1], n_val)):
         for i in range(n):
-            look = draw_look(np.random.default_rng([base, i]))
+            look = draw_look(np.random.default_rng([base, i]), recipe)
             volumes[f"{prefix}_{i:02d}"] = {"seed": base + i, **look}
-    for i, (name, look) in enumerate(TEST_LOOKS.items()):
+    tests = {**TEST_LOOKS, **(TEST_LOOKS_V3 if recipe == "v3" else {})}
+    for i, (name, look) in enumerate(tests.items()):
         volumes[name] = {"seed": 9000 + i, **look}
     return volumes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/aniso", help="folder for the .zarr stores and settings.json")
-    parser.add_argument("--n-train", type=int, default=8)
+    parser.add_argument("--out", default="runs/aniso_v3", help="folder for the .zarr stores and settings.json")
+    parser.add_argument("--recipe", default="v3", help="v3 (the current set) or v2 (aniso_v2's set, with --n-train 8)")
+    parser.add_argument("--n-train", type=int, default=16)
     parser.add_argument("--n-val", type=int, default=2)
     parser.add_argument("--shape", type=int, nargs=3, default=[48, 256, 256], help="voxels, z y x")
     args = parser.parse_args()
@@ -86,8 +144,9 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    volumes = plan(args.n_train, args.n_val)
-    (out / "settings.json").write_text(json.dumps({"shape": args.shape, "volumes": volumes}, indent=1))
+    volumes = plan(args.n_train, args.n_val, args.recipe)
+    (out / "settings.json").write_text(json.dumps({"recipe": args.recipe, "shape": args.shape, "volumes": volumes},
+                                                  indent=1))
     for name, spec in volumes.items():
         store = out / f"{name}.zarr"
         if store.exists():
@@ -95,6 +154,8 @@ def main() -> None:
         result = write_synth(store.with_suffix(".tmp.zarr"), tuple(args.shape), tuple(spec["voxel_size"]), spec["seed"],
                              overwrite=True, show_progress=False, options=spec["options"])
         result.store.rename(store)  # a store under its final name is complete
+        for record in out.glob(f"{name}.tmp.*.config.yaml"):  # ingest's resolved configs follow the store
+            record.rename(out / record.name.replace(f"{name}.tmp.", f"{name}."))
         print(f"{store}: voxel size {spec['voxel_size']} nm, {result.n_neurites} neurites", flush=True)
 
 
