@@ -145,3 +145,15 @@ def test_on_a_real_fib_crop_the_classifier_separates_edges_better_than_mean_affi
     best = next(r for r in result["learned"] if r["threshold"] == result["threshold"])
     assert best["nerl"] == max(r["nerl"] for r in result["learned"])  # calibrated by validation NERL
     assert load_classifier(tmp_path / "fib_edges.json").record["model"] == str(model)
+
+
+def test_the_shipped_fib_classifier_is_found_beside_its_model(tmp_path):
+    from axonseg.pipelines.segment.agglomerate import classifier_path
+    from axonseg.pipelines.segment.config import AgglomerateConfig
+
+    model = ROOT / "data" / "models" / "fib_default" / "model.pt"
+    (tmp_path / "inputs.json").write_text(json.dumps({"model": str(model)}))
+    found = classifier_path(tmp_path, AgglomerateConfig(method="learned"))
+    assert found == model.parent / "edge_classifier.json"
+    classifier = load_classifier(found)
+    assert classifier.threshold == 0.02 and classifier.record["validation"]["edge_auc"]["learned"] > 0.75
