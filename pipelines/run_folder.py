@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from axonseg.blockwise import Roi
+from axonseg.blockwise.outputs import read_json
 from axonseg.errors import InputError
 from axonseg.io import Volume, group_attrs, group_exists, group_state, open_volume
 from axonseg.io.luts import read_lut, read_lut_index
@@ -307,12 +308,10 @@ class RunFolder:
         from before calibration, or a run without affinities of a known model file. When the
         LUTs were made by an edge classifier (agglomerate method ``learned``), its own calibrated
         threshold instead (None if it has none), since its scores are not affinities."""
-        state = self.luts_dir / "agglomerate.json"
-        if state.exists():
-            recorded = json.loads(state.read_text())
-            if isinstance(recorded, dict) and "classifier_threshold" in recorded:
-                value = recorded["classifier_threshold"]
-                return None if value is None else float(value)
+        recorded = read_json(self.luts_dir / "agglomerate.json") or {}
+        if "classifier_threshold" in recorded:
+            value = recorded["classifier_threshold"]
+            return None if value is None else float(value)
         value = self._model_extra.get("threshold")
         return None if value is None else float(value)
 

@@ -15,6 +15,7 @@ Pure numpy in, numpy out, apart from :func:`load_classifier` / :meth:`EdgeClassi
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -53,12 +54,15 @@ class EdgeClassifier:
         features: the feature names, in column order (:func:`axonseg.segment.edge_features.feature_names`).
         threshold: the agglomeration threshold (on ``1 - p``) calibrated on validation data, or None.
         record: how it was trained (model file, data, edge counts, validation figures).
+        sha256: the hash of the file it was loaded from (None for one not loaded from a file):
+            a run's agglomeration records it, so a retrained classifier is not mistaken for it.
     """
 
     model: str
     features: tuple[str, ...]
     threshold: float | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None
 
     def _booster(self):  # noqa: ANN202
         import lightgbm
@@ -96,14 +100,16 @@ def load_classifier(path: str | Path) -> EdgeClassifier:
     if not path.is_file():
         raise InputError(f"{path}: no edge classifier file; train one with axonseg train-agglomeration")
     try:
-        payload = json.loads(path.read_text())
+        content = path.read_bytes()
+        payload = json.loads(content)
     except (OSError, ValueError) as err:
         raise InputError(f"{path}: not a readable edge classifier ({err})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "lightgbm" not in payload:
         raise InputError(f"{path}: not an edge classifier: expected JSON with format {FORMAT!r}")
     threshold = payload.get("threshold")
     return EdgeClassifier(str(payload["lightgbm"]), tuple(payload["features"]),
-                          None if threshold is None else float(threshold), dict(payload.get("record") or {}))
+                          None if threshold is None else float(threshold), dict(payload.get("record") or {}),
+                          hashlib.sha256(content).hexdigest())
 
 
 def graph_edge_features(graph: RegionGraph) -> np.ndarray:

@@ -7,7 +7,6 @@ are logged and recorded in ``RUN/luts/agglomerate.json``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -66,19 +65,18 @@ def make_luts(graph: RegionGraph, settings: AgglomerateConfig, classifier: EdgeC
     ``mean`` on the classifier's merge probability instead of the mean affinity, and adds a LUT
     at the classifier's calibrated threshold to the configured ones.
     """
-    if settings.method == "learned":
-        if classifier is None:
-            raise InputError("agglomerate method learned needs an edge classifier")
-        graph = learned_graph(graph, classifier.predict(graph_edge_features(graph)))
-        # the classifier's calibrated threshold always gets a LUT: it is the run's default
-        extra = [] if classifier.threshold is None else [round(classifier.threshold, 6)]
-        luts = agglomerate(graph, sorted(set(settings.thresholds) | set(extra)), score="mean")
-        return {made.threshold: made.lut for made in luts}
     if settings.method == "mutex":
         luts = [mutex_watershed(graph, bias=1.0 - t, score=settings.mutex_score, quantile=settings.quantile)
                 for t in settings.thresholds]
         return {t: made.lut for t, made in zip(settings.thresholds, luts)}
-    luts = agglomerate(graph, settings.thresholds, score=settings.method, quantile=settings.quantile)
+    score, thresholds = settings.method, list(settings.thresholds)
+    if settings.method == "learned":
+        if classifier is None:
+            raise InputError("agglomerate method learned needs an edge classifier")
+        graph, score = learned_graph(graph, classifier.predict(graph_edge_features(graph))), "mean"
+        if classifier.threshold is not None:  # its calibrated threshold always gets a LUT: the run's default
+            thresholds = sorted(set(thresholds) | {round(classifier.threshold, 6)})
+    luts = agglomerate(graph, thresholds, score=score, quantile=settings.quantile)
     return {made.threshold: made.lut for made in luts}
 
 
@@ -93,7 +91,7 @@ def _agglomerate(run_dir: Path, config: SegmentConfig, *, restart: bool, **_: An
     if config.agglomerate.method == "learned":
         path = classifier_path(run_dir, config.agglomerate)
         classifier = load_classifier(path)  # checked before the graph is read
-        payload["classifier"] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        payload["classifier"] = {"path": str(path), "sha256": classifier.sha256}
     config_hash = digest(payload)
     state = agglomerate_state(run_dir)
     if state and state.get("config_hash") == config_hash and not restart:

@@ -24,7 +24,8 @@ from axonseg.blockwise.stage import BlockData, Input, Stage
 from axonseg.errors import InputError
 from axonseg.io import open_level
 from axonseg.segment import RegionGraph, block_region_graph, graph_from_tables, graph_to_tables, merge_block_graphs
-from axonseg.segment.affinities import check_affinities
+from axonseg.segment.affinities import as_unit_float, check_affinities
+from axonseg.segment.edge_classifier import NODE_VALUES
 from axonseg.segment.edge_features import node_sums
 from axonseg.pipelines.run_folder import RunFolder, run_store
 from axonseg.io import group_state
@@ -47,16 +48,15 @@ def graph_state(run_dir: Path) -> dict | None:
     return read_json(graph_dir(run_dir) / STATE_FILE)
 
 
-#: The node values ``graph.node_values`` records (RegionGraph.node_sums names).
-NODE_VALUES = ("raw", "boundary")
-
-
 def voxel_boundary(affinities: np.ndarray, offsets: list) -> np.ndarray:
     """(Z, Y, X) float32 boundary in [0, 1]: 1 - the lowest of the three nearest-neighbour
-    affinities of each voxel (czyx, uint8 0-255 or float in [0, 1])."""
-    nearest = np.min(np.stack([affinities[c] for c in check_affinities(affinities, offsets)]), axis=0)
-    scale = 255.0 if affinities.dtype == np.uint8 else 1.0
-    return 1.0 - nearest.astype(np.float32) / np.float32(scale)
+    affinities stored at each voxel (czyx, uint8 0-255 or float in [0, 1]).
+
+    Not :func:`axonseg.segment.boundary_map`, which also takes the affinity stored at the next
+    voxel of each axis: at a block's positive faces that lives in the next block, so a per-block
+    sum would depend on the block shape. These three are the block's own, and the sums are exact.
+    """
+    return 1.0 - np.min(np.stack([as_unit_float(affinities[c]) for c in check_affinities(affinities, offsets)]), axis=0)
 
 
 def _region_graph(affinities: Affinities, node_values: bool):  # noqa: ANN202
