@@ -1,5 +1,5 @@
-"""numba kernel of ``min_size``: the best neighbour of every small fragment, in one pass over
-the faces (no sort of all face pairs).
+"""numba kernels of ``min_size``: the faces that touch a small fragment, and the best neighbour
+of every small fragment, in one pass over those faces (no sort of all face pairs).
 
 Faces are bucketed by their small fragment (a counting sort over the dense ids); each bucket
 holds at most six faces per voxel of a fragment below ``min_size``, so its neighbours are
@@ -65,3 +65,60 @@ def best_neighbours(here: np.ndarray, there: np.ndarray, values: np.ndarray, sma
                 best_mean, best_id = mean, current
         best[f] = best_id
     return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _small_face_pass(labels, affinities, nn_channels, small, here, there, values) -> int:  # noqa: ANN001
+    """Count (``here`` of length 0) or write the faces that touch a small fragment; returns the count."""
+    n_z, n_y, n_x = labels.shape
+    fill = here.shape[0] > 0
+    k = 0
+    for axis in range(3):
+        channel = nn_channels[axis]
+        dz, dy, dx = (1, 0, 0) if axis == 0 else ((0, 1, 0) if axis == 1 else (0, 0, 1))
+        for z in range(dz, n_z):
+            for y in range(dy, n_y):
+                for x in range(dx, n_x):
+                    a = labels[z, y, x]
+                    if a == 0:
+                        continue
+                    b = labels[z - dz, y - dy, x - dx]
+                    if b == 0 or b == a or not (small[a] or small[b]):
+                        continue
+                    if fill:
+                        here[k] = a
+                        there[k] = b
+                        values[k] = affinities[channel, z, y, x]
+                    k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def small_faces(labels: np.ndarray, affinities: np.ndarray, nn_channels: np.ndarray,
+                small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The faces between two different non-zero fragments of which at least one is small.
+
+    The same faces, in the same order (axis z, then y, then x; C order within an axis), as
+    :func:`axonseg.segment.faces.face_pairs` on ``labels`` padded with zeros on the negative
+    sides, with the faces between two large fragments left out: they are most of a block's faces
+    and :func:`best_neighbours` ignores them. Two passes over the block (count, then fill) and no
+    volume-sized temporaries.
+
+    Args:
+        labels: (Z, Y, X) int64 fragment ids, 0 = background.
+        affinities: (C, Z, Y, X) affinities of the same voxels (uint8 or float).
+        nn_channels: channels of the offsets (-1,0,0), (0,-1,0), (0,0,-1), in that order.
+        small: (n_ids,) bool, indexed by fragment id (longer than the largest id).
+
+    Returns:
+        (here, there, values): int64 ids of the voxel p and of its negative neighbour, and the
+        float64 affinity at p of that face.
+    """
+    empty_ids = np.empty(0, np.int64)
+    n = _small_face_pass(labels, affinities, nn_channels, small, empty_ids, empty_ids, np.empty(0, np.float64))
+    here = np.empty(n, np.int64)
+    there = np.empty(n, np.int64)
+    values = np.empty(n, np.float64)
+    if n:
+        _small_face_pass(labels, affinities, nn_channels, small, here, there, values)
+    return here, there, values

@@ -207,3 +207,27 @@ def test_best_neighbours_matches_a_brute_force_mean_with_ties_to_the_smaller_id(
         best = max(means.values())
         assert got[fragment] == min(other for other, mean in means.items() if mean == best)
     assert got[n_ids - 1] == -1  # small, but no faces
+
+
+def test_small_faces_are_face_pairs_that_touch_a_small_fragment_in_the_same_order():
+    """min_size's face pass: exactly the faces face_pairs finds on the zero-padded block whose
+    here or there is small, in face_pairs' order, with the affinity of the right channel
+    (channels shuffled so a wrong channel shows)."""
+    from axonseg.segment._small_kernel import small_faces
+    from axonseg.segment.faces import face_pairs
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 30, size=(6, 9, 11)).astype(np.int64)  # 0 = background, many faces
+    affinities = rng.integers(0, 256, size=(5, *labels.shape)).astype(np.uint8)
+    nn_channels = np.array([3, 0, 4])
+    small = rng.random(30) < 0.4
+    small[0] = False
+    here, there, values = small_faces(labels, affinities, nn_channels, small)
+    reference = face_pairs(np.pad(labels, ((1, 0), (1, 0), (1, 0))), affinities, nn_channels)
+    keep = small[reference.here] | small[reference.there]
+    assert 50 < keep.sum() < len(keep)  # both kinds of faces occur
+    np.testing.assert_array_equal(here, reference.here[keep])
+    np.testing.assert_array_equal(there, reference.there[keep])
+    np.testing.assert_array_equal(values, reference.values[keep].astype(np.float64))
+    none = small_faces(labels, affinities, nn_channels, np.zeros(30, bool))
+    assert all(len(part) == 0 for part in none)
