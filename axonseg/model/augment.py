@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import ndimage
 from scipy.interpolate import CubicSpline
 
@@ -36,6 +36,20 @@ class AugmentConfig(BaseModel):
     misalign_max_nm: float = Field(40.0, ge=0)
     noise_p: float = Field(0.5, ge=0, le=1)
     noise_sigma: float = Field(0.03, ge=0)
+    # draw the noise's standard deviation per crop, uniform in this range (raw units); None: noise_sigma
+    noise_sigma_range: tuple[float, float] | None = None
+    # blur the whole crop with this probability, sigma uniform in blur_sigma_range (voxels; in-plane
+    # only when z is anisotropic). 0 (default): off, and no random draw, so older runs resume exactly
+    blur_p: float = Field(0.0, ge=0, le=1)
+    blur_sigma_range: tuple[float, float] = (0.5, 2.0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AugmentConfig:
+        for name in ("noise_sigma_range", "blur_sigma_range"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value[0] <= value[1]:
+                raise ValueError(f"{name} is {list(value)}: expected [low, high] with 0 <= low <= high")
+        return self
 
 
 def _anisotropic_z(voxel_size: Sequence[float]) -> bool:
@@ -130,6 +144,14 @@ def blurred_sections(raw: np.ndarray, rng: np.random.Generator, p: float, sigma:
     return raw
 
 
+def blur(raw: np.ndarray, rng: np.random.Generator, sigma_range: Sequence[float], voxel_size: Sequence[float]) -> np.ndarray:
+    """Gaussian blur of the whole crop, sigma (voxels) uniform in ``sigma_range``; in y and x only
+    when z is anisotropic (a section is imaged on its own, so its focus varies per section)."""
+    sigma = float(rng.uniform(*sigma_range))
+    sigmas = (0.0, sigma, sigma) if _anisotropic_z(voxel_size) else (sigma,) * 3
+    return ndimage.gaussian_filter(raw, sigmas).astype(np.float32)
+
+
 def noise(raw: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
     """Additive Gaussian noise with standard deviation ``sigma`` (raw units), clipped to [0, 1]."""
     return np.clip(raw + rng.normal(0.0, sigma, raw.shape).astype(np.float32), 0.0, 1.0)
@@ -166,10 +188,13 @@ def augment(
         raw = intensity(raw, rng, cfg.intensity_scale, cfg.intensity_shift)
     if rng.random() < cfg.gamma_p:
         raw = gamma(raw, rng, cfg.gamma_range)
+    if cfg.blur_p > 0 and rng.random() < cfg.blur_p:
+        raw = blur(raw, rng, cfg.blur_sigma_range, voxel_size)
     if cfg.blurred_section_p > 0:
         raw = blurred_sections(raw, rng, cfg.blurred_section_p, cfg.blur_sigma)
     if cfg.missing_section_p > 0:
         raw = missing_sections(raw, rng, cfg.missing_section_p)
     if rng.random() < cfg.noise_p:
-        raw = noise(raw, rng, cfg.noise_sigma)
+        sigma = cfg.noise_sigma if cfg.noise_sigma_range is None else float(rng.uniform(*cfg.noise_sigma_range))
+        raw = noise(raw, rng, sigma)
     return raw.astype(np.float32, copy=False), labels

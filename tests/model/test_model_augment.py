@@ -99,3 +99,36 @@ def test_augment_is_deterministic_and_aligned(pair):
     full = aug.augment(raw, labels, np.random.default_rng(7), (10, 10, 10))
     assert full[0].dtype == np.float32 and full[0].shape == raw.shape
     assert 0.0 <= full[0].min() and full[0].max() <= 1.0
+
+
+def test_whole_crop_blur_and_drawn_noise_strength(pair):
+    """blur_p smooths the crop (in-plane only for anisotropic z: each section keeps its own
+    content), noise_sigma_range draws the strength per crop, and both leave labels alone."""
+    _, labels = pair
+    raw = np.random.default_rng(0).random(labels.shape).astype(np.float32)  # rough, so blur shows
+    off = dict(elastic_p=0.0, intensity_p=0.0, gamma_p=0.0, missing_section_p=0.0, blurred_section_p=0.0,
+               misalign_p=0.0, flip_transpose=False)
+
+    def roughness(x: np.ndarray, axis: int) -> float:
+        return float(np.abs(np.diff(x, axis=axis)).mean())
+
+    blurred, lab = aug.augment(raw, labels, np.random.default_rng(1), (30, 8, 8),
+                               aug.AugmentConfig(**off, noise_p=0.0, blur_p=1.0, blur_sigma_range=(1.5, 2.0)))
+    np.testing.assert_array_equal(lab, labels)
+    assert roughness(blurred, 2) < 0.6 * roughness(raw, 2) and roughness(blurred, 1) < 0.6 * roughness(raw, 1)
+    # anisotropic: no mixing across sections, so a section's mean stays its own
+    np.testing.assert_allclose(blurred.mean(axis=(1, 2)), raw.mean(axis=(1, 2)), atol=0.02)
+    iso, _ = aug.augment(raw, labels, np.random.default_rng(1), (10, 10, 10),
+                         aug.AugmentConfig(**off, noise_p=0.0, blur_p=1.0, blur_sigma_range=(1.5, 2.0)))
+    assert roughness(iso, 0) < 0.6 * roughness(raw, 0)
+
+    flat = np.full_like(raw, 0.5)
+    strengths = [float(np.std(aug.augment(flat, labels, np.random.default_rng(seed), (30, 8, 8),
+                                          aug.AugmentConfig(**off, noise_p=1.0, noise_sigma_range=(0.02, 0.2)))[0] - 0.5))
+                 for seed in range(20)]
+    assert 0.015 < min(strengths) < 0.06 and 0.14 < max(strengths) < 0.21  # drawn per crop across the range
+    # off by default, and then no extra random draw: a run resumed with the defaults stays bit-exact
+    default = aug.AugmentConfig()
+    assert default.blur_p == 0.0 and default.noise_sigma_range is None
+    with pytest.raises(ValueError, match="noise_sigma_range is \\[0.3, 0.1\\]"):
+        aug.AugmentConfig(noise_sigma_range=(0.3, 0.1))
