@@ -6,7 +6,7 @@ production volume has no ground truth) on ``--sizes`` cubed voxels with one bloc
 
 - ``--volume synth`` (default): synthetic AxonEM-like volumes (30x8x8 nm, ``axonseg synth``),
   segmented by the default 30x8x8 nm model (``data/models/defaults.yaml``: ``synth_aniso`` for the
-  figures in docs/teravoxel.md, ``aniso_v2`` since 2026-12-03) with
+  figures in docs/teravoxel.md, ``aniso_v2`` from 2026-12-03, ``aniso_v3`` since 2026-12-04) with
   ``configs/agglomerate_axonem.yaml`` (2D fragments per section);
 - ``--volume fib``: crops of the real FIB-SEM medulla (10 nm, ``../shared/data``; at most 250³),
   segmented by the shipped 10 nm model (``data/models/fib_default``) with

@@ -258,17 +258,17 @@ def test_shipped_config_file_loads():
 
 def test_shipped_models_are_chosen_by_voxel_size():
     """data/models ships one default per voxel size: 10 nm FIB-SEM and 30x8x8 nm serial-section
-    (defaults.yaml; fib_v4, in training at 10 nm, and synth_aniso, the previous 30x8x8 nm
-    default, are not)."""
+    (defaults.yaml; fib_v4, in training at 10 nm, and aniso_v2 and synth_aniso, the previous 30x8x8
+    nm defaults, are not)."""
     from axonseg.model import load_model
 
     iso, aniso = default_model_path((10.0, 10.0, 10.0)), default_model_path((30.0, 8.0, 8.0))
-    assert iso.parent.name == "fib_default" and aniso.parent.name == "aniso_v2"
+    assert iso.parent.name == "fib_default" and aniso.parent.name == "aniso_v3"
     for path, voxel in ((iso, (10.0, 10.0, 10.0)), (aniso, (30.0, 8.0, 8.0))):
         assert (path.parent / "README.md").exists() and path.stat().st_size < 8_000_000
         model = load_model(path)
         assert tuple(model.config.voxel_size) == voxel and len(model.config.offsets) == 8
-    # aniso_v2 was trained on 30-40 x 6-10 x 6-10 nm volumes: it is the default across that range
+    # aniso_v3 was trained on 30-40 x 6-10 x 6-10 nm volumes: it is the default across that range
     assert default_model_path((38.0, 6.5, 6.5)) == aniso
-    with pytest.raises(StageError, match=r"aniso_v2 \(30-40 6-10 6-10 nm \(z y x\)\), fib_default \(10 10 10 nm\)"):
+    with pytest.raises(StageError, match=r"aniso_v3 \(30-40 6-10 6-10 nm \(z y x\)\), fib_default \(10 10 10 nm\)"):
         default_model_path((40.0, 4.0, 4.0))
