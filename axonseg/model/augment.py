@@ -45,10 +45,13 @@ class AugmentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _ranges(self) -> AugmentConfig:
-        for name in ("noise_sigma_range", "blur_sigma_range"):
+        """Every [low, high] field is ordered; all but the intensity shift are non-negative."""
+        for name in ("intensity_scale", "intensity_shift", "gamma_range", "noise_sigma_range", "blur_sigma_range"):
             value = getattr(self, name)
-            if value is not None and not 0 <= value[0] <= value[1]:
-                raise ValueError(f"{name} is {list(value)}: expected [low, high] with 0 <= low <= high")
+            floor = -np.inf if name == "intensity_shift" else 0.0
+            if value is not None and not floor <= value[0] <= value[1]:
+                bound = "low <= high" if name == "intensity_shift" else "0 <= low <= high"
+                raise ValueError(f"{name} is {list(value)}: expected [low, high] with {bound}")
         return self
 
 

@@ -68,10 +68,9 @@ def best_neighbours(here: np.ndarray, there: np.ndarray, values: np.ndarray, sma
 
 
 @numba.njit(cache=True, nogil=True)
-def _small_face_pass(labels, affinities, nn_channels, small, here, there, values) -> int:  # noqa: ANN001
-    """Count (``here`` of length 0) or write the faces that touch a small fragment; returns the count."""
+def _small_face_pass(labels, affinities, nn_channels, small, fill, here, there, values) -> int:  # noqa: ANN001
+    """Count (``fill`` False) or also write the faces that touch a small fragment; returns the count."""
     n_z, n_y, n_x = labels.shape
-    fill = here.shape[0] > 0
     k = 0
     for axis in range(3):
         channel = nn_channels[axis]
@@ -98,10 +97,10 @@ def small_faces(labels: np.ndarray, affinities: np.ndarray, nn_channels: np.ndar
                 small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The faces between two different non-zero fragments of which at least one is small.
 
-    The same faces, in the same order (axis z, then y, then x; C order within an axis), as
-    :func:`axonseg.segment.faces.face_pairs` on ``labels`` padded with zeros on the negative
-    sides, with the faces between two large fragments left out: they are most of a block's faces
-    and :func:`best_neighbours` ignores them. Two passes over the block (count, then fill) and no
+    A face joins voxel p and its negative neighbour p - e_axis (none at the block's negative
+    faces); it is listed once, by p, axis z first, then y, then x, C order within an axis. The
+    faces between two large fragments are left out: they are most of a block's faces and
+    :func:`best_neighbours` ignores them. Two passes over the block (count, then fill) and no
     volume-sized temporaries.
 
     Args:
@@ -114,11 +113,10 @@ def small_faces(labels: np.ndarray, affinities: np.ndarray, nn_channels: np.ndar
         (here, there, values): int64 ids of the voxel p and of its negative neighbour, and the
         float64 affinity at p of that face.
     """
-    empty_ids = np.empty(0, np.int64)
-    n = _small_face_pass(labels, affinities, nn_channels, small, empty_ids, empty_ids, np.empty(0, np.float64))
+    n = _small_face_pass(labels, affinities, nn_channels, small, False,
+                         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
     here = np.empty(n, np.int64)
     there = np.empty(n, np.int64)
     values = np.empty(n, np.float64)
-    if n:
-        _small_face_pass(labels, affinities, nn_channels, small, here, there, values)
+    _small_face_pass(labels, affinities, nn_channels, small, True, here, there, values)
     return here, there, values

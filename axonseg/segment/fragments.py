@@ -120,13 +120,14 @@ def _merge_small(
     took half of per-section fragments after that change.
     """
     labels = labels.astype(np.int64, copy=False)
+    nn_channels = np.asarray(nn_channels, np.int64)
     for _ in range(4):  # a small fragment can join another small one; a few rounds settle it
         sizes = np.bincount(labels.ravel())
         small = sizes < min_size
         small[0] = False
         if not small.any():
             break
-        here, there, values = small_faces(labels, affinities, np.asarray(nn_channels, np.int64), small)
+        here, there, values = small_faces(labels, affinities, nn_channels, small)
         if len(here) == 0:
             break
         best = best_neighbours(here, there, values, small)
