@@ -39,13 +39,13 @@ def declared_copy(source: Path, store: Path) -> None:
         write_array(store, name, np.asarray(open_volume(f"{source}/{name}").data.compute()), DECLARED_NM)
 
 
-def score_volume(model: Path, source: Path, work: Path) -> dict[str, dict]:
-    """{"calibrated": row, "best": row} of one volume (rows hold KEYS)."""
+def score_volume(model: Path, source: Path, work: Path, tta: str = "none") -> dict[str, dict]:
+    """{"calibrated": row, "best": row} of one volume (rows hold KEYS); ``tta`` as in ``PredictConfig``."""
     store = work / "volume.zarr"
     declared_copy(source, store)
     run = work / "run"
     shape = open_volume(f"{store}/raw").spatial_shape
-    run_predict(run, f"{store}/raw", model, PredictConfig(block_shape=tuple(shape)), show_progress=False)
+    run_predict(run, f"{store}/raw", model, PredictConfig(block_shape=tuple(shape), tta=tta), show_progress=False)
     segment = SegmentConfig.model_validate({"block_shape": list(shape), "agglomerate": {"thresholds": THRESHOLDS}})
     run_segment_stages(run, segment, show_progress=False)
     report = evaluate_run(run, f"{store}/labels", show_progress=False)
@@ -62,16 +62,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/aniso"))
     parser.add_argument("--out", type=Path, default=Path("aniso_eval"))
     parser.add_argument("--volumes", nargs="*", default=["val_00", "val_01", "test_00", "test_01", "test_02"])
+    parser.add_argument("--tta", choices=["none", "flips"], default="none", help="test-time augmentation of predict")
     args = parser.parse_args()
     results = {}
     for name in args.volumes:
         work = args.out / name
         shutil.rmtree(work, ignore_errors=True)
-        results[name] = score_volume(args.model, args.data / f"{name}.zarr", work)
+        results[name] = score_volume(args.model, args.data / f"{name}.zarr", work, args.tta)
         for kind, row in results[name].items():
             print(f"{name:8s} {kind:10s} " + "  ".join(f"{k} {row[k]:.4g}" if isinstance(row[k], float) else f"{k} {row[k]}"
                                                        for k in KEYS), flush=True)
-    print(json.dumps({"model": str(args.model), "results": results}))
+    print(json.dumps({"model": str(args.model), "tta": args.tta, "results": results}))
 
 
 if __name__ == "__main__":

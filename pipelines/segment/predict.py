@@ -32,6 +32,7 @@ from axonseg.model.checkpoint import calibrated_threshold, model_config_from_jso
 from axonseg.model.config import ModelConfig
 from axonseg.model.unet import AffinityNet
 from axonseg.pipelines.run_lock import run_lock
+from axonseg.pipelines.segment._predict_adapt import volume_adapted_model
 from axonseg.pipelines.segment._predict_blocks import check_finite, predict_grid
 from axonseg.pipelines.segment._stage import chunk_shape_for
 
@@ -62,6 +63,13 @@ class PredictConfig(StrictModel):
     tta: Literal["none", "flips"] = Field(
         "none", description="test-time augmentation: flips averages y and x flips of each block (4 network passes)"
     )
+    batchnorm: Literal["volume", "model"] = Field(
+        "volume",
+        description="BatchNorm statistics of a model that has BatchNorm: volume recomputes them once over crops of "
+        "the raw being predicted (test-time adaptation, robust to looks outside the training data); model uses "
+        "those stored in the model file. Models without BatchNorm ignore it",
+    )
+    batchnorm_crops: int = Field(16, ge=1, description="crops of the raw that the volume statistics average over")
 
 
     @field_validator("precision", mode="before")
@@ -327,41 +335,47 @@ def run_predict(
                 "x".join(map(str, volume.spatial_shape)), "x".join(f"{v:g}" for v in volume.voxel_size), path)
     model_hash = _file_hash(path)
     precision = _recorded_precision(store, config.precision, device, model_hash)
-    with _torch_threads(config.n_threads):
-        predictor = Predictor(model, device=device, output_dtype=config.output_dtype, precision=precision,
-                              tta=config.tta)
-    offsets = [list(o) for o in cfg.offsets]
-    payload = {
-        "raw": {"source": volume.source, "shape": list(volume.shape), "dtype": str(volume.dtype),
-                "voxel_size": list(volume.voxel_size), "offset": list(volume.offset)},
-        "model": {"path": str(path), "sha256": model_hash},
-        "block_shape": list(grid.write_shape),
-        "output_dtype": config.output_dtype,
-        "precision": predictor.precision,
-        # tta came later: left out while off, so affinities predicted before it keep their hash
-        **({"tta": config.tta} if config.tta != "none" else {}),
-    }
-    settings = {"device": device, "output_dtype": config.output_dtype, "precision": predictor.precision,
-                "tta": config.tta}
-    kind, _, _ = parse_scheduler(scheduler)
-    network = _network(predictor if kind in ("synchronous", "threads") else None, str(path), settings, volume,
-                       config.n_threads)
-    output = ZarrOutput(store, STAGE, volume.spatial_shape, np.uint8 if config.output_dtype == "uint8" else np.float16,
-                        volume.voxel_size, volume.offset, chunk_shape_for(grid.write_shape),
-                        # the model's calibrated threshold, so that jobs reading the run never import torch for it
-                        attrs={"offsets": offsets, "model": str(path), "model_threshold": calibrated_threshold(path)},
-                        channels=len(offsets))
-    stage = Stage(
-        name=MARKER_STAGE, volume_shape=volume.spatial_shape, block_shape=grid.write_shape,
-        inputs={"raw": Input(_raw_reader(volume), volume.spatial_shape)}, output=output, process=None,
-        process_batch=network, batch_size=config.batch_size, config=payload, fit="overhang", border="mirror",
-        context=(grid.context, tuple(i - w - c for i, w, c in zip(grid.input_shape, grid.write_shape, grid.context))),
-    )
-    logger.info(
-        "predict: %d blocks of %s voxels (input %s) with %s, precision %s, on %s",
-        len(grid.blocks), grid.write_shape, grid.input_shape, path, predictor.precision, predictor.device,
-    )
     with run_lock(run_dir, MARKER_STAGE), _torch_threads(config.n_threads):
+        adapted = (volume_adapted_model(run_dir, model, path, model_hash, volume, config.batchnorm_crops)
+                   if config.batchnorm == "volume" else None)
+        network_model, network_path = adapted if adapted is not None else (model, path)
+        predictor = Predictor(network_model, device=device, output_dtype=config.output_dtype, precision=precision,
+                              tta=config.tta)
+        offsets = [list(o) for o in cfg.offsets]
+        payload = {
+            "raw": {"source": volume.source, "shape": list(volume.shape), "dtype": str(volume.dtype),
+                    "voxel_size": list(volume.voxel_size), "offset": list(volume.offset)},
+            "model": {"path": str(path), "sha256": model_hash},
+            "block_shape": list(grid.write_shape),
+            "output_dtype": config.output_dtype,
+            "precision": predictor.precision,
+            # tta and batchnorm came later: left out while they change nothing, so affinities predicted
+            # before them keep their hash
+            **({"tta": config.tta} if config.tta != "none" else {}),
+            **({"batchnorm": {"statistics": "volume", "crops": config.batchnorm_crops}} if adapted else {}),
+        }
+        settings = {"device": device, "output_dtype": config.output_dtype, "precision": predictor.precision,
+                    "tta": config.tta}
+        kind, _, _ = parse_scheduler(scheduler)
+        network = _network(predictor if kind in ("synchronous", "threads") else None, str(network_path), settings,
+                           volume, config.n_threads)
+        output = ZarrOutput(store, STAGE, volume.spatial_shape,
+                            np.uint8 if config.output_dtype == "uint8" else np.float16,
+                            volume.voxel_size, volume.offset, chunk_shape_for(grid.write_shape),
+                            # the model's calibrated threshold, so that jobs reading the run never import torch for it
+                            attrs={"offsets": offsets, "model": str(path), "model_threshold": calibrated_threshold(path)},
+                            channels=len(offsets))
+        stage = Stage(
+            name=MARKER_STAGE, volume_shape=volume.spatial_shape, block_shape=grid.write_shape,
+            inputs={"raw": Input(_raw_reader(volume), volume.spatial_shape)}, output=output, process=None,
+            process_batch=network, batch_size=config.batch_size, config=payload, fit="overhang", border="mirror",
+            context=(grid.context, tuple(i - w - c for i, w, c in zip(grid.input_shape, grid.write_shape, grid.context))),
+        )
+        logger.info(
+            "predict: %d blocks of %s voxels (input %s) with %s, precision %s, BatchNorm statistics of %s, on %s",
+            len(grid.blocks), grid.write_shape, grid.input_shape, path, predictor.precision,
+            "the volume" if adapted else "the model", predictor.device,
+        )
         ran = run_stage(stage, run_dir, scheduler=scheduler, restart=restart, show_progress=show_progress)
     return PredictResult(store, path, volume.spatial_shape, offsets, ran.blocks, ran.skipped, predictor.precision,
                          time.perf_counter() - started, ran.config_hash, ran.up_to_date)

@@ -20,39 +20,7 @@ from axonseg.io.border import mirror_indices
 from axonseg.pipelines.segment._predict_blocks import predict_grid
 from axonseg.pipelines.segment.predict import PredictConfig, default_model_path, run_predict
 
-VOXEL = (10.0, 10.0, 10.0)
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TINY = dict(num_fmaps=3, fmap_inc_factor=2, downsample_factors=[(2, 2, 2), (2, 2, 2)])
-
-
-def smooth_raw(shape, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    raw = ndimage.gaussian_filter(rng.random(shape), 1.5)
-    return ((raw - raw.min()) / (raw.max() - raw.min()) * 255).astype(np.uint8)
-
-
-def write_raw(tmp_path: Path, data: np.ndarray, voxel=VOXEL, name="raw") -> str:
-    """``data`` as an OME-Zarr group ``tmp/in.zarr/name``; returns its address."""
-    store = tmp_path / "in.zarr"
-    create_multiscale(store, name, data.shape[-3:], data.dtype, voxel, (0.0, 0.0, 0.0), chunk_shape=(16, 16, 16),
-                      channels=data.shape[0] if data.ndim == 4 else None)
-    write_block(open_level(store, name, 0), data, (0, 0, 0))
-    mark_complete(store, name)
-    return f"{store}/{name}"
-
-
-def tiny_model(tmp_path: Path, seed=0, name="model.pt", **overrides) -> Path:
-    model = build_model(ModelConfig(**{**TINY, **overrides}), seed=seed)
-    with torch.no_grad():  # sharpen the random head so affinities spread over 0..255
-        model.head.weight.mul_(20.0)
-    path = tmp_path / name
-    save_model(model, path)
-    return path
-
-
-def affinities(run: Path) -> np.ndarray:
-    return np.asarray(open_level(run / "volume.zarr", "affinities", 0, mode="r")[:])
-
+from predict_helpers import CONFIGS, TINY, VOXEL, affinities, smooth_raw, tiny_model, write_raw  # noqa: F401
 
 FAST = dict(precision="float32", n_threads=1)
 
@@ -77,8 +45,13 @@ def test_block_invariance_through_zarr(tmp_path):
     assert a.shape == (8, 14, 22, 19) and a.dtype == np.uint8
     assert a.std() > 5  # not a constant output
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-    # the same as the in-memory reference, run on the whole volume at once
-    whole = predict_volume(raw, Predictor(load_model(model_path), precision="float32", freeze=False), raw.shape)
+    # both runs normalise with the volume's BatchNorm statistics (the default), computed once per run
+    # from the same crops whatever the block shape: the same network
+    adapted_a, adapted_b = (load_model(tmp_path / run / "model_batchnorm.pt") for run in "ab")
+    for key, value in adapted_a.state_dict().items():
+        assert torch.equal(value, adapted_b.state_dict()[key]), key
+    # the same as the in-memory reference, run on the whole volume at once with that network
+    whole = predict_volume(raw, Predictor(adapted_a, precision="float32", freeze=False), raw.shape)
     assert np.abs(a.astype(int) - whole.astype(int)).max() <= 1
     attrs = group_attrs(tmp_path / "a" / "volume.zarr", "affinities")
     assert attrs["complete"] is True and attrs["offsets"] == [list(o) for o in ModelConfig().offsets]
@@ -148,7 +121,9 @@ def test_volume_smaller_than_context_is_reflect_padded(tmp_path, caplog):
     assert "smaller than the network context" in caplog.text and "reflection" in caplog.text
     values = affinities(tmp_path / "run")
     assert values.shape == (8, 3, 5, 7) and values.std() > 1
-    expected = predict_volume(raw, Predictor(load_model(model_path), precision="float32", freeze=False), (8, 8, 8))
+    # the network of the run: the model with the statistics of this (reflect-padded) volume
+    network = load_model(tmp_path / "run" / "model_batchnorm.pt")
+    expected = predict_volume(raw, Predictor(network, precision="float32", freeze=False), (8, 8, 8))
     assert np.abs(values.astype(int) - expected.astype(int)).max() <= 1
 
 
@@ -228,7 +203,8 @@ def test_a_model_trained_on_a_range_of_voxel_sizes_runs_inside_it(tmp_path):
     raw = smooth_raw((6, 8, 8), seed=6)
     address = write_raw(tmp_path, raw, voxel=(36.0, 7.0, 7.0))
     result = run_predict(tmp_path / "run", address, ranged, PredictConfig(**FAST), show_progress=False)
-    expected = predict_volume(raw, Predictor(load_model(ranged), precision="float32", freeze=False), (8, 8, 8))
+    network = load_model(tmp_path / "run" / "model_batchnorm.pt")  # the model with this volume's statistics
+    expected = predict_volume(raw, Predictor(network, precision="float32", freeze=False), (8, 8, 8))
     assert result.model_path == ranged
     assert np.abs(affinities(tmp_path / "run").astype(int) - expected.astype(int)).max() <= 1
     assert default_model_path((36.0, 7.0, 7.0), models) == ranged

@@ -12,11 +12,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 
 from axonseg.errors import InputError
+from axonseg.skeleton.store import SkeletonStore
 from axonseg.io import open_level, write_array
 from axonseg.model import load_model
 from axonseg.pipelines.segment.pipeline import check_run_dir, load_pipeline_config, run_segment
@@ -287,9 +289,11 @@ def test_console_ends_with_a_table(segmented, inputs) -> None:
     assert rows["run folder"] == str(run) and rows["threshold"] == "0.6"
     assert rows["NERL"] == f"{evaluation['nerl']:.3g}"
     assert rows["best threshold (evaluated)"] == f"{evaluation['best_threshold']:.3g} (the figures below are at it)"
-    assert rows["synapses"] == f"0 (ground truth of {inputs['store'] / 'synapses'})"
+    exported = len(pd.read_parquet(run / "connectome" / "synapses.parquet"))  # what export kept
+    assert rows["synapses"] == f"{exported} (ground truth of {inputs['store'] / 'synapses'})"
     assert rows["connectome"] == str(run / "connectome") and rows["run log"] == str(run / "run.log")
-    assert rows["VOI split / merge"].endswith(" bits") and rows["segments (skeletonized)"] == "1"
+    skeletonized = sum(len(batch) for batch in SkeletonStore(run / "skeletons").batches())
+    assert rows["VOI split / merge"].endswith(" bits") and rows["segments (skeletonized)"] == str(skeletonized)
 
 
 def test_check_run_dir_accepts_changes_only_while_no_stage_finished(segmented, inputs, tmp_path) -> None:
