@@ -43,6 +43,7 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
         ``hook(step, model) -> {"nerl", "voi_split", "voi_merge", "threshold"}``; an empty dict
         on steps that are not a multiple of ``cfg.segment_validation_every``.
     """
+    from axonseg.model.adapt import CALIBRATION_STATISTICS
     from axonseg.pipelines.evaluate import evaluate_run
     from axonseg.pipelines.segment.config import SegmentConfig
     from axonseg.pipelines.segment.predict import PredictConfig, run_predict
@@ -68,7 +69,8 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
         run = work_dir / "run"
         if run.exists():
             shutil.rmtree(run)
-        run_predict(run, raw_address, model_path, PredictConfig(block_shape=block), scheduler="synchronous", show_progress=False)
+        run_predict(run, raw_address, model_path, PredictConfig(block_shape=block, batchnorm=CALIBRATION_STATISTICS),
+                    scheduler="synchronous", show_progress=False)
         run_segment_stages(run, segment, scheduler="synchronous", show_progress=False)
         best = evaluate_run(run, labels_address, scheduler="synchronous", show_progress=False).best
         metrics = {key: float(best[key]) if best.get(key) is not None else math.nan for key in METRICS}

@@ -30,6 +30,11 @@ from axonseg.model.unet import AffinityNet
 
 Shape = tuple[int, int, int]
 
+#: The BatchNorm statistics that training's segmentation validation predicts with, and so the
+#: statistics a model file's calibrated threshold belongs to (``threshold_batchnorm`` in its
+#: extra; files without the key were calibrated with their stored statistics, "model").
+CALIBRATION_STATISTICS = "volume"
+
 
 def has_batchnorm(model: torch.nn.Module) -> bool:
     """True when ``model`` has BatchNorm layers with running statistics."""
@@ -102,4 +107,4 @@ def volume_crops(read: Callable[[Shape, Shape], np.ndarray], volume_shape: Seque
         yield fit_crop(read(start, shape), crop_shape)
 
 
-__all__ = ["adapt_batchnorm", "adaptation_crop_shape", "crop_starts", "fit_crop", "has_batchnorm", "volume_crops"]
+__all__ = ["CALIBRATION_STATISTICS", "adapt_batchnorm", "adaptation_crop_shape", "crop_starts", "fit_crop", "has_batchnorm", "volume_crops"]

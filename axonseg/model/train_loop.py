@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from axonseg.errors import ConfigError, OutputExistsError, StageError
 from axonseg.model.activity import active_fractions, dead_layers
+from axonseg.model.adapt import CALIBRATION_STATISTICS
 from axonseg.model.batchnorm import recalibrate_batchnorm
 from axonseg.model import shapes
 from axonseg.model.config import nearest_channels
@@ -202,10 +203,14 @@ def recorded_validation(path: Path) -> dict[str, float] | None:
 
 def calibration_record(row: dict[str, float]) -> dict[str, float]:
     """What a model file records of the validation that chose it: step, the agglomeration
-    threshold that scored best there (the pipeline's default for this model), NERL and VOI."""
+    threshold that scored best there (the pipeline's default for this model), the BatchNorm
+    statistics that validation predicted with (``threshold_batchnorm``), NERL and VOI."""
     extra = {"step": int(row["step"]), "threshold": row.get("hook_threshold", math.nan), "val_nerl": row["hook_nerl"],
              "val_voi_split": row.get("hook_voi_split", math.nan), "val_voi_merge": row.get("hook_voi_merge", math.nan)}
-    return {key: value for key, value in extra.items() if not (isinstance(value, float) and math.isnan(value))}
+    record = {key: value for key, value in extra.items() if not (isinstance(value, float) and math.isnan(value))}
+    if "threshold" in record:
+        record["threshold_batchnorm"] = CALIBRATION_STATISTICS
+    return record
 
 
 def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:

@@ -29,6 +29,25 @@ ADAPTED_MODEL_FILE = "model_batchnorm.pt"
 CROP_SEED = 0
 
 
+def check_threshold_statistics(model: AffinityNet, model_path: Path, statistics: str) -> None:
+    """Warn when ``model_path``'s calibrated threshold belongs to other BatchNorm statistics than
+    the ones predict uses (``statistics``: "volume" or "model"); the best threshold moves with
+    them (fib_v4 on its validation slab: 0.4 with its stored statistics, 0.3 with the volume's)."""
+    if not has_batchnorm(model):
+        return
+    extra = read_model_state(model_path).get("extra") or {}
+    if extra.get("threshold") is None:
+        return
+    calibrated_with = extra.get("threshold_batchnorm", "model")
+    if calibrated_with != statistics:
+        logger.warning(
+            "model %s: its threshold %s was calibrated with the %s BatchNorm statistics, but predict uses the %s's "
+            "(batchnorm: %s); set batchnorm: %s, or recalibrate with `axonseg train CONFIG --recalibrate-bn %s`",
+            model_path, extra["threshold"], "volume's" if calibrated_with == "volume" else "model's stored",
+            statistics, statistics, calibrated_with, model_path,
+        )
+
+
 def _record(model_hash: str, volume: Volume, n_crops: int, crop_shape: tuple[int, int, int]) -> dict:
     return {"source_sha256": model_hash, "raw": volume.source, "raw_shape": list(volume.shape),
             "crops": n_crops, "crop_shape": list(crop_shape), "seed": CROP_SEED}

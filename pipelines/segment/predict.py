@@ -32,7 +32,7 @@ from axonseg.model.checkpoint import calibrated_threshold, model_config_from_jso
 from axonseg.model.config import ModelConfig
 from axonseg.model.unet import AffinityNet
 from axonseg.pipelines.run_lock import run_lock
-from axonseg.pipelines.segment._predict_adapt import volume_adapted_model
+from axonseg.pipelines.segment._predict_adapt import check_threshold_statistics, volume_adapted_model
 from axonseg.pipelines.segment._predict_blocks import check_finite, predict_grid
 from axonseg.pipelines.segment._stage import chunk_shape_for
 
@@ -336,6 +336,7 @@ def run_predict(
     model_hash = _file_hash(path)
     precision = _recorded_precision(store, config.precision, device, model_hash)
     with run_lock(run_dir, MARKER_STAGE), _torch_threads(config.n_threads):
+        check_threshold_statistics(model, path, config.batchnorm)
         adapted = (volume_adapted_model(run_dir, model, path, model_hash, volume, config.batchnorm_crops)
                    if config.batchnorm == "volume" else None)
         network_model, network_path = adapted if adapted is not None else (model, path)

@@ -137,6 +137,7 @@ def test_recalibrate_model_file(tmp_path, make_blob_labels):
     extra = read_model_state(tmp_path / "model.pt")["extra"]
     assert extra["bn_calibration_crops"] == 2 and extra["step"] == 7
     assert extra["threshold"] in (0.3, 0.6) and 0.0 <= extra["val_nerl"] <= 1.0 and extra["val_voi_split"] >= 0.0
+    assert extra["threshold_batchnorm"] == "volume"  # recalibrated for predict's default statistics
     # the config's voxel_size_range (not part of the architecture) is recorded in the file
     ranged = tmp_path / "ranged.yaml"
     voxel_range = [[9.0, 12.0], [8.0, 10.0], [8.0, 10.0]]

@@ -205,7 +205,8 @@ def test_model_file_is_the_best_validation_with_its_calibrated_threshold(tmp_pat
                  out_dir=str(tmp_path), n_threads=1, amp="off")
     train(cfg, [volume], [volume], validate_hook=hook)
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert saved["extra"] == {"step": 4, "threshold": 0.45, "val_nerl": 0.6, "val_voi_split": 1.0, "val_voi_merge": 0.5}
+    assert saved["extra"] == {"step": 4, "threshold": 0.45, "val_nerl": 0.6, "val_voi_split": 1.0, "val_voi_merge": 0.5,
+                              "threshold_batchnorm": "volume"}  # the statistics the segmentation validation used
     for key, value in kept[4].items():
         assert torch.equal(saved["state_dict"][key], value)
 

@@ -92,3 +92,25 @@ def test_a_changed_model_file_is_never_served_stale_statistics(tmp_path):
 def test_shipped_config_states_the_default():
     config = load_config(CONFIGS / "predict.yaml", PredictConfig)
     assert config.batchnorm == "volume" and config.batchnorm_crops == 16
+
+
+def test_a_threshold_calibrated_with_other_statistics_is_named(tmp_path, caplog):
+    """The best threshold moves with the statistics, so predict says when the model's threshold
+    was calibrated with the others; a model calibrated by today's training hook is silent."""
+    address = write_raw(tmp_path, smooth_raw((24, 40, 40)))
+    model_path = tiny_model(tmp_path)
+    model = load_model(model_path)
+    save_model(model, model_path, extra={"threshold": 0.4})  # an older file: stored statistics
+    config = PredictConfig(block_shape=(8, 16, 16), **FAST)
+    with caplog.at_level("WARNING"):
+        run_predict(tmp_path / "a", address, model_path, config, show_progress=False)
+    assert "threshold 0.4 was calibrated with the model's stored BatchNorm statistics" in caplog.text
+    assert "batchnorm: model" in caplog.text and f"--recalibrate-bn {model_path}" in caplog.text
+    caplog.clear()
+    save_model(model, model_path, extra={"threshold": 0.4, "threshold_batchnorm": "volume"})
+    with caplog.at_level("WARNING"):
+        run_predict(tmp_path / "b", address, model_path, config, show_progress=False)
+        assert "was calibrated" not in caplog.text
+        run_predict(tmp_path / "c", address, model_path, config.model_copy(update={"batchnorm": "model"}),
+                    show_progress=False)
+    assert "calibrated with the volume's BatchNorm statistics, but predict uses the model's" in caplog.text
