@@ -74,7 +74,8 @@ def crop_starts(volume_shape: Sequence[int], crop_shape: Sequence[int], n_crops:
 
 
 def fit_crop(data: np.ndarray, crop_shape: Sequence[int]) -> np.ndarray:
-    """``data`` (``(c, z, y, x)``) reflect-padded at its far side up to ``crop_shape`` (zyx)."""
+    """``data`` (``(c, z, y, x)``, a crop clipped at the volume's far faces) reflect-padded at its
+    far side up to ``crop_shape`` (zyx): the in-memory counterpart of a mirrored ``read_roi``."""
     pad = [(0, 0)] + [(0, max(c - s, 0)) for s, c in zip(data.shape[-3:], crop_shape)]
     if not any(after for _, after in pad):
         return data
@@ -100,11 +101,11 @@ def adapt_batchnorm(model: AffinityNet, crops: Iterable[np.ndarray]) -> tuple[Af
 
 def volume_crops(read: Callable[[Shape, Shape], np.ndarray], volume_shape: Sequence[int], crop_shape: Shape,
                  n_crops: int, seed: int = 0) -> Iterator[np.ndarray]:
-    """The crops of :func:`crop_starts`, each ``read(start, shape)`` (clipped to the volume) and
-    padded by :func:`fit_crop`; ``read`` returns normalised ``(c, z, y, x)`` float32."""
+    """The crops of :func:`crop_starts`, each ``read(start, crop_shape)``: normalised
+    ``(c, z, y, x)`` float32 of the full crop shape, mirrored where it reaches beyond the volume
+    (``Volume.read_roi(..., border="mirror")``; in memory, :func:`fit_crop` of the clipped slice)."""
     for start in crop_starts(volume_shape, crop_shape, n_crops, seed):
-        shape = tuple(min(c, v - s) for c, v, s in zip(crop_shape, volume_shape, start))
-        yield fit_crop(read(start, shape), crop_shape)
+        yield read(start, crop_shape)
 
 
 __all__ = ["CALIBRATION_STATISTICS", "adapt_batchnorm", "adaptation_crop_shape", "crop_starts", "fit_crop", "has_batchnorm", "volume_crops"]

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from axonseg.blockwise import Roi
 from axonseg.io import Volume
-from axonseg.model import load_model
 from axonseg.model.adapt import adapt_batchnorm, adaptation_crop_shape, has_batchnorm, volume_crops
-from axonseg.model.checkpoint import read_model_state, save_model
+from axonseg.model.checkpoint import model_from_state, read_model_state, save_model
 from axonseg.model.predict import normalize_raw
 from axonseg.model.unet import AffinityNet
 
@@ -29,13 +29,13 @@ ADAPTED_MODEL_FILE = "model_batchnorm.pt"
 CROP_SEED = 0
 
 
-def check_threshold_statistics(model: AffinityNet, model_path: Path, statistics: str) -> None:
-    """Warn when ``model_path``'s calibrated threshold belongs to other BatchNorm statistics than
-    the ones predict uses (``statistics``: "volume" or "model"); the best threshold moves with
-    them (fib_v4 on its validation slab: 0.4 with its stored statistics, 0.3 with the volume's)."""
+def check_threshold_statistics(model: AffinityNet, extra: dict, model_path: Path, statistics: str) -> None:
+    """Warn when the calibrated threshold in a model file's ``extra`` belongs to other BatchNorm
+    statistics than the ones predict uses (``statistics``: "volume" or "model"); the best threshold
+    moves with them (fib_v4 on its validation slab: 0.4 with its stored statistics, 0.3 with the
+    volume's). ``model_path`` names the file in the warning."""
     if not has_batchnorm(model):
         return
-    extra = read_model_state(model_path).get("extra") or {}
     if extra.get("threshold") is None:
         return
     calibrated_with = extra.get("threshold_batchnorm", "model")
@@ -53,15 +53,15 @@ def _record(model_hash: str, volume: Volume, n_crops: int, crop_shape: tuple[int
             "crops": n_crops, "crop_shape": list(crop_shape), "seed": CROP_SEED}
 
 
-def volume_adapted_model(run_dir: Path, model: AffinityNet, model_path: Path, model_hash: str, volume: Volume,
+def volume_adapted_model(run_dir: Path, model: AffinityNet, extra: dict, model_hash: str, volume: Volume,
                          n_crops: int) -> tuple[AffinityNet, Path] | None:
     """``(network with the volume's BatchNorm statistics, its model file in the run folder)``,
     or None when ``model`` has no BatchNorm (nothing to adapt).
 
     Args:
         run_dir: the run folder (it exists: the caller holds its lock).
-        model: the model as loaded from ``model_path``.
-        model_path: its file (the adapted file keeps its ``extra``, e.g. the calibrated threshold).
+        model: the model as loaded from its file.
+        extra: that file's ``extra`` (the adapted file keeps it, e.g. the calibrated threshold).
         model_hash: the model file's hash (a recorded adaptation of another file is redone).
         volume: the raw volume (zyx or czyx); crops are read lazily.
         n_crops: crops the statistics average over.
@@ -73,24 +73,21 @@ def volume_adapted_model(run_dir: Path, model: AffinityNet, model_path: Path, mo
     record = _record(model_hash, volume, n_crops, crop_shape)
     if path.is_file():
         try:
-            recorded = (read_model_state(path).get("extra") or {}).get("batchnorm")
+            state = read_model_state(path)
+            if (state.get("extra") or {}).get("batchnorm") == record:
+                logger.info("predict: BatchNorm statistics of the volume from %s", path)
+                return model_from_state(state, path), path
         except Exception:  # noqa: BLE001 - an unreadable file is recomputed, never trusted
-            recorded = None
-        if recorded == record:
-            logger.info("predict: BatchNorm statistics of the volume from %s", path)
-            return load_model(path), path
-    lead = (slice(None),) * (volume.data.ndim - 3)
+            pass
 
     def read(start: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
-        window = tuple(slice(s, s + n) for s, n in zip(start, shape))
-        data = np.asarray(volume.data[lead + window].compute(scheduler="synchronous"))
-        data = normalize_raw(data, f"raw {volume.source}")
+        # the volume's own reader: direct store reads, damaged chunks named, mirrored beyond the faces
+        data = normalize_raw(volume.read_roi(Roi.of(start, shape), border="mirror"), f"raw {volume.source}")
         return data[None] if data.ndim == 3 else data
 
     started = time.perf_counter()
     adapted, used = adapt_batchnorm(model, volume_crops(read, volume.spatial_shape, crop_shape, n_crops, CROP_SEED))
-    extra = {**(read_model_state(model_path).get("extra") or {}), "batchnorm": record}
-    save_model(adapted, path, extra=extra)
+    save_model(adapted, path, extra={**extra, "batchnorm": record})
     logger.info("predict: BatchNorm statistics of the volume from %d crops of %s voxels (%.1f s), in %s",
                 used, "x".join(map(str, crop_shape)), time.perf_counter() - started, path)
     return adapted, path

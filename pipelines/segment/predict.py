@@ -28,7 +28,7 @@ from axonseg.config import ShapeTriple, StrictModel, load_config
 from axonseg.errors import InputError, StageError
 from axonseg.io import Volume, group_state
 from axonseg.model import Predictor, load_model, shapes
-from axonseg.model.checkpoint import calibrated_threshold, model_config_from_json
+from axonseg.model.checkpoint import model_config_from_json, model_from_state, read_model_state
 from axonseg.model.config import ModelConfig
 from axonseg.model.unet import AffinityNet
 from axonseg.pipelines.run_lock import run_lock
@@ -320,7 +320,9 @@ def run_predict(
     store = run_dir / "volume.zarr"
     volume = open_raw(raw_address, voxel_size)
     path = Path(model_path) if model_path is not None else default_model_path(volume.voxel_size)
-    model = load_model(path)
+    state = read_model_state(path)  # read once: the network, and its extra (threshold, its statistics)
+    model = model_from_state(state, path)
+    extra = state.get("extra") or {}
     check_model_fits(model, volume, path)
     cfg = model.config
     ctx = shapes.context(cfg)
@@ -336,8 +338,8 @@ def run_predict(
     model_hash = _file_hash(path)
     precision = _recorded_precision(store, config.precision, device, model_hash)
     with run_lock(run_dir, MARKER_STAGE), _torch_threads(config.n_threads):
-        check_threshold_statistics(model, path, config.batchnorm)
-        adapted = (volume_adapted_model(run_dir, model, path, model_hash, volume, config.batchnorm_crops)
+        check_threshold_statistics(model, extra, path, config.batchnorm)
+        adapted = (volume_adapted_model(run_dir, model, extra, model_hash, volume, config.batchnorm_crops)
                    if config.batchnorm == "volume" else None)
         network_model, network_path = adapted if adapted is not None else (model, path)
         predictor = Predictor(network_model, device=device, output_dtype=config.output_dtype, precision=precision,
@@ -360,11 +362,12 @@ def run_predict(
         kind, _, _ = parse_scheduler(scheduler)
         network = _network(predictor if kind in ("synchronous", "threads") else None, str(network_path), settings,
                            volume, config.n_threads)
+        threshold = None if extra.get("threshold") is None else float(extra["threshold"])  # as calibrated_threshold
         output = ZarrOutput(store, STAGE, volume.spatial_shape,
                             np.uint8 if config.output_dtype == "uint8" else np.float16,
                             volume.voxel_size, volume.offset, chunk_shape_for(grid.write_shape),
                             # the model's calibrated threshold, so that jobs reading the run never import torch for it
-                            attrs={"offsets": offsets, "model": str(path), "model_threshold": calibrated_threshold(path)},
+                            attrs={"offsets": offsets, "model": str(path), "model_threshold": threshold},
                             channels=len(offsets))
         stage = Stage(
             name=MARKER_STAGE, volume_shape=volume.spatial_shape, block_shape=grid.write_shape,

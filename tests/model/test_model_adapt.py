@@ -32,7 +32,7 @@ def adapted_to(model: AffinityNet, raw: np.ndarray, n_crops: int = 6) -> Affinit
     crop = adaptation_crop_shape(model, raw.shape)
 
     def read(start, shape):
-        return raw[tuple(slice(s, s + n) for s, n in zip(start, shape))][None]
+        return fit_crop(raw[tuple(slice(s, s + n) for s, n in zip(start, shape))][None], shape)
 
     adapted, used = adapt_batchnorm(model, volume_crops(read, raw.shape, crop, n_crops))
     assert used == n_crops
