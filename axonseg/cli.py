@@ -132,16 +132,20 @@ def train(
     config: Path = typer.Argument(..., help="training config YAML (see configs/train_fib.yaml; ROIs in voxels, voxel sizes in nm)"),
     resume: bool = typer.Option(False, "--resume", help="continue exactly from the newest checkpoint (weights, optimizer, RNG, step)"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="override the config's out_dir"),
+    overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override one config value (repeatable; dotted keys reach into sections: --set model.num_fmaps=16 --set device=cuda)"),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.01, help="stop after this many minutes of training, with a checkpoint that --resume continues from"),
     recalibrate_bn: Optional[Path] = typer.Option(None, "--recalibrate-bn", help="do not train: recompute this model file's BatchNorm statistics over the config's training crops (precise BN), in place"),
 ) -> None:
-    """Train the affinity U-Net; writes checkpoints, losses.csv, losses.png and model.pt."""
+    """Train the affinity U-Net (on a CUDA GPU when present: device in the config); writes
+    checkpoints, losses.csv, losses.png and model.pt."""
     from axonseg.pipelines.train import recalibrate_model_file, run
 
     if recalibrate_bn is not None:
         used = recalibrate_model_file(config, recalibrate_bn)
         typer.echo(f"{recalibrate_bn}: BatchNorm statistics recomputed over {used} training crops")
         return
-    result = run(config, resume=resume, out_dir=str(out_dir) if out_dir else None)
+    result = run(config, resume=resume, out_dir=str(out_dir) if out_dir else None, overrides=overrides,
+                 time_limit_s=None if time_limit is None else 60.0 * time_limit)
     typer.echo(f"finished at step {result['step']}")
 
 

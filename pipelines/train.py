@@ -116,15 +116,39 @@ def relative_addresses(cfg: TrainConfig, folder: Path) -> TrainConfig:
     return cfg.model_copy(update={"datasets": datasets})
 
 
-def load_config(path: str | Path) -> TrainConfig:
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``data`` with each ``KEY=VALUE`` of ``overrides`` set; a dotted key reaches into a
+    section (``model.num_fmaps=16``), and the value is read as YAML (``0.5``, ``true``,
+    ``[1, 2, 2]``). The config's own validation then checks each key and value.
+
+    Raises:
+        ConfigError: an override without ``=``, or a dotted key through a value that is no section.
+    """
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. --set steps=2000")
+        *sections, leaf = key.strip().split(".")
+        target = data
+        for section in sections:
+            target = target.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {override!r}: {section!r} is not a section of the config")
+        target[leaf] = yaml.safe_load(text)
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Parse a train YAML into a ``TrainConfig``; errors name the file and the bad key. Relative
-    dataset paths are relative to the YAML's folder."""
+    dataset paths are relative to the YAML's folder. ``overrides`` (``KEY=VALUE``, see
+    :func:`apply_overrides`) replace the file's values before validation."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
         if isinstance(data, dict):
+            apply_overrides(data, overrides or [])
             for entry in data.get("datasets") or []:
                 if isinstance(entry, dict):
                     for key in ("raw", "labels"):
@@ -136,9 +160,12 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
 
 
-def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHook | None = None, out_dir: str | None = None) -> dict:
-    """Train from a YAML config; writes the resolved config to ``out_dir/config.yaml``."""
-    cfg = load_config(config_path)
+def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHook | None = None, out_dir: str | None = None,
+        overrides: list[str] | None = None, time_limit_s: float | None = None) -> dict:
+    """Train from a YAML config; writes the resolved config to ``out_dir/config.yaml``.
+    ``overrides``: ``KEY=VALUE`` strings applied over the YAML; ``time_limit_s``: stop with a
+    checkpoint after this many seconds of training (see :func:`~axonseg.model.train_loop.train`)."""
+    cfg = load_config(config_path, overrides)
     if out_dir is not None:
         cfg = cfg.model_copy(update={"out_dir": out_dir})
     if cfg.init_from:
@@ -152,7 +179,7 @@ def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHo
         from axonseg.pipelines.train_validation import segmentation_validation_hook
 
         validate_hook = segmentation_validation_hook(val_volumes[0], cfg, Path(cfg.out_dir) / "validation")
-    return train(cfg, train_volumes, val_volumes, resume=resume, validate_hook=validate_hook)
+    return train(cfg, train_volumes, val_volumes, resume=resume, validate_hook=validate_hook, time_limit_s=time_limit_s)
 
 
 def recalibrate_model_file(config_path: str | Path, model_path: str | Path, crops: int | None = None) -> int:
@@ -218,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="train YAML (see configs/train_fib.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     parser.add_argument("--out-dir", default=None, help="override out_dir of the config")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value (repeatable; dotted keys reach into sections: model.num_fmaps=16)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop after this many minutes of training, with a checkpoint to resume from")
     parser.add_argument("--recalibrate-bn", default=None, metavar="MODEL",
                         help="do not train: recompute MODEL's BatchNorm statistics over the config's training crops, in place")
     args = parser.parse_args(argv)
@@ -227,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             used = recalibrate_model_file(args.config, args.recalibrate_bn)
             log.info("%s: BatchNorm statistics recomputed over %d training crops", args.recalibrate_bn, used)
             return 0
-        result = run(args.config, resume=args.resume, out_dir=args.out_dir)
+        if args.time_limit is not None and args.time_limit <= 0:
+            raise ConfigError(f"--time-limit {args.time_limit}: expected a positive number of minutes")
+        result = run(args.config, resume=args.resume, out_dir=args.out_dir, overrides=args.overrides,
+                     time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit)
     except AxonsegError as error:
         print(f"error: {error}")
         return 1

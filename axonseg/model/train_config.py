@@ -110,7 +110,12 @@ class TrainConfig(BaseModel):
     n_threads: int = Field(1, ge=1, validation_alias=AliasChoices("n_threads", "num_threads"),
                            description="torch CPU threads (num_threads is the old name)")
     seed: int = 0
-    amp: Literal["auto", "bfloat16", "off"] = "auto"
+    amp: Literal["auto", "bfloat16", "off"] = Field(
+        "auto", description="bf16 autocast: auto = on CUDA always, on a CPU only where it measures faster than float32",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where the network trains: auto = CUDA when present, else the CPU (augmentation always runs on the CPU)",
+    )
     loss: Literal["bce", "mse"] = "bce"
     zero_is_unlabelled: bool = True
     balance: bool = True

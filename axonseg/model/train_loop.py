@@ -58,9 +58,9 @@ def loss_terms(logits: torch.Tensor, batch: dict[str, torch.Tensor], cfg: TrainC
         terms["lsd"] = cfg.lsd_weight * masked_mse(torch.sigmoid(logits[:, n:].float()), batch["lsds"], lsd_mask)
     if cfg.malis_weight > 0:
         nearest = torch.sigmoid(logits[:, nearest_channels(cfg.model.offsets)].float())
-        counts = [malis_pair_counts(a.detach().numpy(), labels[0].numpy().astype(np.int64))
+        counts = [malis_pair_counts(a.detach().cpu().numpy(), labels[0].cpu().numpy().astype(np.int64))
                   for a, labels in zip(nearest, batch["labels"])]
-        positive, negative = (torch.from_numpy(np.stack(c).astype(np.float32)) for c in zip(*counts))
+        positive, negative = (torch.from_numpy(np.stack(c).astype(np.float32)).to(nearest.device) for c in zip(*counts))
         terms["malis"] = cfg.malis_weight * malis_loss(nearest, positive, negative)
     return terms
 
@@ -75,10 +75,30 @@ def term_losses(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, float]
     return {f"{prefix}_{key}_loss": float(value.detach()) for key, value in terms.items()} if len(terms) > 1 else {}
 
 
-def _use_bf16(cfg: TrainConfig) -> bool:
+def training_device(cfg: TrainConfig) -> torch.device:
+    """The device ``cfg.device`` names; "auto" is CUDA when torch sees a GPU, else the CPU.
+
+    Raises:
+        ConfigError: ``device: cuda`` on a machine where torch sees no GPU.
+    """
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda, but torch sees no CUDA GPU here: use device: cpu or auto")
+    return torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def _use_bf16(cfg: TrainConfig, device: torch.device | None = None) -> bool:
     if cfg.amp == "bfloat16":
         return True
-    return cfg.amp == "auto" and cpu_bf16_is_fast(cfg.n_threads)
+    if cfg.amp == "off":
+        return False
+    return (device or training_device(cfg)).type == "cuda" or cpu_bf16_is_fast(cfg.n_threads)
+
+
+def _on(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch's tensors on ``device`` (copied asynchronously from pinned memory on CUDA)."""
+    if device.type == "cpu":
+        return batch
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
 def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> dict[str, float]:
@@ -90,10 +110,11 @@ def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], 
         return {"val_loss": math.nan}
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     rows: list[dict[str, float]] = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=_use_bf16(cfg)):
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=_use_bf16(cfg, device)):
         for batch in batches:
-            tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+            tensors = _on({k: torch.from_numpy(v) for k, v in batch.items()}, device)
             terms = loss_terms(model(tensors["raw"]), tensors, cfg)
             rows.append({"val_loss": float(sum(terms.values())), **term_losses("val", terms)})
     model.train(was_training)
@@ -147,7 +168,8 @@ def _check_activity(model: AffinityNet, batches: list[dict], cfg: TrainConfig, s
 
     Returns ``{"active_min": lowest fraction, "active_<layer>": fraction, ...}`` for the history.
     """
-    inputs = [torch.as_tensor(b["raw"]) for b in batches[:2]]
+    device = next(model.parameters()).device
+    inputs = [torch.as_tensor(b["raw"]).to(device) for b in batches[:2]]
     fractions = active_fractions(model, inputs)
     if not fractions:
         return {}
@@ -169,7 +191,9 @@ def evaluation_model(model: AffinityNet, volumes: list[TrainingVolume], cfg: Tra
     crops (:mod:`axonseg.model.batchnorm`); with 0 crops or no BatchNorm, the running statistics."""
     if cfg.bn_calibration_crops == 0 or not volumes:
         return copy.deepcopy(model).eval()
-    calibrated, _ = recalibrate_batchnorm(model, calibration_inputs(volumes, cfg, cfg.bn_calibration_crops))
+    device = next(model.parameters()).device
+    crops = (crop.to(device) for crop in calibration_inputs(volumes, cfg, cfg.bn_calibration_crops))
+    calibrated, _ = recalibrate_batchnorm(model, crops)
     return calibrated  # type: ignore[return-value]
 
 
@@ -213,6 +237,17 @@ def calibration_record(row: dict[str, float]) -> dict[str, float]:
     return record
 
 
+def _save_state(model: AffinityNet, optimizer: torch.optim.Optimizer, done: int, history: list[dict[str, float]],
+                cfg: TrainConfig, checkpoint_dir: Path) -> None:
+    """Write the resumable state after ``done`` steps (read back onto the CPU, whatever trained it)."""
+    state = {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
+        "torch_rng": torch.get_rng_state(), "history": history,
+        "model_config": cfg.model.model_dump_json(), "sampler": json.dumps({"seed": cfg.seed, "next_step": done}),
+    }
+    save_training_state(checkpoint_dir, done, state, keep=cfg.keep_checkpoints)
+
+
 def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
     """The state dict of ``cfg.init_from`` (a model file or training checkpoint).
 
@@ -234,6 +269,7 @@ def train(
     resume: bool = False,
     validate_hook: ValidateHook | None = None,
     stop_at: int | None = None,
+    time_limit_s: float | None = None,
 ) -> dict[str, Any]:
     """Train (or resume training) an ``AffinityNet``.
 
@@ -251,6 +287,9 @@ def train(
         validate_hook: called as ``hook(step, model)`` at each validation; its metrics are
             logged and stored in the history (the place for VOI/NERL once segmentation exists).
         stop_at: stop after this many steps in total (simulates an interruption; for tests).
+        time_limit_s: stop once this many seconds have passed, after writing a checkpoint of
+            the last step done (a run with a fixed budget of time, e.g. a lent GPU); resume
+            continues from it. None: no limit.
 
     Returns:
         ``{"step": steps done, "history": rows, "model": the trained AffinityNet}``.
@@ -268,8 +307,9 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_config.json").write_text(cfg.model_dump_json(indent=2))
 
+    device = training_device(cfg)
     torch.manual_seed(cfg.seed)
-    model = AffinityNet(cfg.model)
+    model = AffinityNet(cfg.model).to(device)  # weights drawn on the CPU: the same start on every device
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     if resume and existing:
@@ -284,6 +324,8 @@ def train(
     elif cfg.init_from:
         model.load_state_dict(initial_weights(cfg))
         log.info("initialised from the weights of %s", cfg.init_from)
+    if device.type == "cuda":
+        log.info("training on %s", torch.cuda.get_device_name(device))
     recorded = recorded_validation(out_dir / "model.pt") if resume and existing else None
 
     in_shape = shapes.valid_input_shape(cfg.model, cfg.output_shape)
@@ -291,19 +333,28 @@ def train(
     val_batches = validation_batches(val_volumes, cfg) if val_volumes else []
     loader = DataLoader(
         BatchStream(train_volumes, cfg, start), batch_size=None, num_workers=cfg.num_workers,
-        prefetch_factor=2 if cfg.num_workers else None,
+        prefetch_factor=2 if cfg.num_workers else None, pin_memory=device.type == "cuda",
     )
-    bf16 = _use_bf16(cfg)
+    bf16 = _use_bf16(cfg, device)
     model.train()
     done, tic = start, time.perf_counter()
     for step, batch in loader:
         if stop_at is not None and done >= stop_at:
             break
+        if time_limit_s is not None and time.perf_counter() - tic >= time_limit_s:
+            if done > start and done % cfg.checkpoint_every:
+                _save_state(model, optimizer, done, history, cfg, checkpoint_dir)
+                if not any("hook_nerl" in r for r in history):  # no segmentation validation: the latest
+                    save_model(model, out_dir / "model.pt", extra={"step": done})
+                write_history(history, out_dir)
+            log.info("time limit of %.0f s reached at step %d: stopped (resume continues from here)", time_limit_s, done)
+            break
+        batch = _on(batch, device)
         rate = learning_rate(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = rate
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch["raw"])
         terms = loss_terms(logits, batch, cfg)
         loss = sum(terms.values())  # in order, as compute_loss: a resumed run stays bit-exact
@@ -333,12 +384,7 @@ def train(
             save_model(evaluated, out_dir / "model.pt", extra=calibration_record(row))  # type: ignore[arg-type]
             recorded = None  # the history holds it now
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
-                "torch_rng": torch.get_rng_state(), "history": history,
-                "model_config": cfg.model.model_dump_json(), "sampler": json.dumps({"seed": cfg.seed, "next_step": done}),
-            }
-            save_training_state(checkpoint_dir, done, state, keep=cfg.keep_checkpoints)
+            _save_state(model, optimizer, done, history, cfg, checkpoint_dir)
             if not any("hook_nerl" in r for r in history):  # no segmentation validation: the latest
                 save_model(model if evaluated is None else evaluated, out_dir / "model.pt", extra={"step": done})
             write_history(history, out_dir)
