@@ -1,6 +1,6 @@
 """``benchmarks/gpu.py``: the GPU benchmark's code path, run on the CPU (``--device cpu``, bfloat16 for
-float16) at a tiny size, ends in one JSON line whose figures hold together; without a GPU the default run ends
-with one line saying so."""
+float16) at a tiny size, ends in one JSON line whose figures hold together; without a GPU the default run says
+so and ends in a JSON line marked skipped."""
 
 from __future__ import annotations
 
@@ -36,5 +36,8 @@ def test_cpu_smoke_run_json_line() -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_without_a_gpu_it_says_so() -> None:
     done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert done.stderr.strip().splitlines() == ["benchmarks/gpu.py: torch sees no CUDA GPU here (run it on a GPU machine)"]
+    assert done.returncode == 0, done.stderr[-2000:]  # make bench runs every benchmark and goes on
+    first, last = done.stdout.strip().splitlines()
+    assert first.startswith("benchmarks/gpu.py: torch sees no CUDA GPU here, so nothing was measured")
+    figures = json.loads(last)
+    assert figures["skipped"] == "no CUDA GPU" and figures["ratio"] is None and figures["gpu"] is None
