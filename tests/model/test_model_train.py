@@ -193,3 +193,17 @@ def test_ablation_configs_change_one_thing():
     assert malis == base
     assert base["model"].pop("lsd") is False
     assert lsd == base
+
+
+def test_augmentation_ablation_config_changes_only_the_draw():
+    """configs/train_fib_aug.yaml (fib_aug) is fib_v4's recipe with the wider appearance draw of
+    the GPU recipe (train_fib_v7.yaml) and nothing else that changes what is learnt (n_threads
+    changes speed only)."""
+    from axonseg.pipelines.train import load_config
+
+    base = load_config(TRAIN_YAML).model_dump(mode="json")
+    aug = load_config(TRAIN_YAML.with_name("train_fib_aug.yaml")).model_dump(mode="json")
+    gpu = load_config(TRAIN_YAML.with_name("train_fib_v7.yaml")).model_dump(mode="json")
+    assert {key for key in base if base[key] != aug[key]} == {"augment", "out_dir", "n_threads"}
+    assert aug["augment"] == gpu["augment"] != base["augment"]
+    assert aug["out_dir"] == "data/models/fib_aug"
