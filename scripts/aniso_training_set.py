@@ -18,6 +18,7 @@ Three sets, disjoint seeds:
 Usage:
     python scripts/aniso_training_set.py                                   # v3: runs/aniso_v3, 16 train, 2 val
     python scripts/aniso_training_set.py --recipe v2 --out runs/aniso --n-train 8   # aniso_v2's set, bit for bit
+    python scripts/aniso_training_set.py --jobs 8 --only train val   # the training and validation volumes, 8 at a time
 Writes <out>/<name>.zarr and <out>/settings.json (the options of every volume).
 """
 
@@ -131,6 +132,20 @@ def plan(n_train: int, n_val: int, recipe: str = "v2") -> dict[str, dict]:
     return volumes
 
 
+def make_volume(out: Path, name: str, spec: dict, shape: tuple[int, int, int]) -> str:
+    """Write ``out/<name>.zarr`` (under a temporary name until complete); returns a report line.
+    Each volume depends on its own seed and options only, so volumes may be made in any order."""
+    from axonseg.pipelines.synth import write_synth
+
+    store = out / f"{name}.zarr"
+    result = write_synth(store.with_suffix(".tmp.zarr"), shape, tuple(spec["voxel_size"]), spec["seed"],
+                         overwrite=True, show_progress=False, options=spec["options"])
+    result.store.rename(store)  # a store under its final name is complete
+    for record in out.glob(f"{name}.tmp.*.config.yaml"):  # ingest's resolved configs follow the store
+        record.rename(out / record.name.replace(f"{name}.tmp.", f"{name}."))
+    return f"{store}: voxel size {spec['voxel_size']} nm, {result.n_neurites} neurites"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/aniso_v3", help="folder for the .zarr stores and settings.json")
@@ -138,25 +153,33 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=16)
     parser.add_argument("--n-val", type=int, default=2)
     parser.add_argument("--shape", type=int, nargs=3, default=[48, 256, 256], help="voxels, z y x")
+    parser.add_argument("--jobs", type=int, default=1, help="volumes made at once, one process each")
+    parser.add_argument("--only", nargs="+", choices=["train", "val", "test"], default=["train", "val", "test"],
+                        help="make only these sets (settings.json still lists every volume)")
     args = parser.parse_args()
-
-    from axonseg.pipelines.synth import write_synth
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs {args.jobs}: expected at least 1")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     volumes = plan(args.n_train, args.n_val, args.recipe)
     (out / "settings.json").write_text(json.dumps({"recipe": args.recipe, "shape": args.shape, "volumes": volumes},
                                                   indent=1))
-    for name, spec in volumes.items():
-        store = out / f"{name}.zarr"
-        if store.exists():
-            continue
-        result = write_synth(store.with_suffix(".tmp.zarr"), tuple(args.shape), tuple(spec["voxel_size"]), spec["seed"],
-                             overwrite=True, show_progress=False, options=spec["options"])
-        result.store.rename(store)  # a store under its final name is complete
-        for record in out.glob(f"{name}.tmp.*.config.yaml"):  # ingest's resolved configs follow the store
-            record.rename(out / record.name.replace(f"{name}.tmp.", f"{name}."))
-        print(f"{store}: voxel size {spec['voxel_size']} nm, {result.n_neurites} neurites", flush=True)
+    todo = {name: spec for name, spec in volumes.items()
+            if name.split("_")[0] in args.only and not (out / f"{name}.zarr").exists()}
+    shape = tuple(args.shape)
+    if args.jobs == 1:
+        for name, spec in todo.items():
+            print(make_volume(out, name, spec, shape), flush=True)  # type: ignore[arg-type]
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: fresh workers, no copy of a parent's threads; each limited to one thread per library
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(make_volume, out, name, spec, shape) for name, spec in todo.items()]
+        for future in as_completed(futures):
+            print(future.result(), flush=True)
 
 
 if __name__ == "__main__":

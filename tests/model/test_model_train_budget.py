@@ -96,3 +96,20 @@ def test_gpu_recipe_changes_only_what_it_says():
     widened = {key for key in base["augment"] if base["augment"][key] != gpu["augment"][key]}
     assert widened == {"intensity_p", "intensity_scale", "intensity_shift", "gamma_p", "gamma_range",
                        "noise_sigma_range", "blur_p", "blur_sigma_range"}
+
+
+def test_aniso_gpu_recipe_fine_tunes_aniso_v3_and_changes_only_what_it_says():
+    """configs/train_aniso_v4.yaml starts from aniso_v3's shipped weights, with its data, network
+    and augmentation; batch, workers, device, learning rate and schedule are the GPU's."""
+    from axonseg.model.checkpoint import read_model_state
+    from axonseg.pipelines.train import load_config
+
+    base = load_config(CONFIGS / "train_aniso_v3.yaml").model_dump(mode="json")
+    gpu = load_config(CONFIGS / "train_aniso_v4.yaml").model_dump(mode="json")
+    assert {key for key in base if base[key] != gpu[key]} == {
+        "steps", "batch_size", "lr", "lr_warmup_steps", "keep_checkpoints", "out_dir", "num_workers", "n_threads",
+        "device", "init_from", "segment_validation_every"}
+    assert (gpu["device"], gpu["batch_size"], gpu["init_from"]) == ("cuda", 8, "data/models/aniso_v3/model.pt")
+    # init_from is read from the repository root, where scripts/gpu_session.sh runs
+    weights = CONFIGS.parent / gpu["init_from"]
+    assert "state_dict" in read_model_state(weights)

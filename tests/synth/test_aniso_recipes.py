@@ -73,3 +73,28 @@ def test_touching_neurites_without_a_gap_have_no_extracellular_space_between_the
         return int(((a != b) & (a > 0) & (b > 0)).sum())
     assert touching(with_gap) == 0
     assert touching(without) > 100
+
+
+def test_parallel_jobs_make_the_same_volumes(tmp_path) -> None:
+    """--jobs N makes each volume in its own process: the volumes depend on their seed and look
+    only, so they equal the one-at-a-time ones; --only skips the other sets."""
+    import subprocess
+    import sys
+
+    import zarr
+
+    def make(out: Path, *extra: str) -> None:
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "aniso_training_set.py"), "--out", str(out),
+                               "--n-train", "2", "--n-val", "1", "--shape", "16", "64", "64", *extra],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    make(tmp_path / "one", "--only", "train")
+    make(tmp_path / "two", "--only", "train", "val", "--jobs", "2")
+    assert sorted(p.name for p in (tmp_path / "one").glob("*.zarr")) == ["train_00.zarr", "train_01.zarr"]
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.zarr")) == ["train_00.zarr", "train_01.zarr", "val_00.zarr"]
+    for name in ("train_00", "train_01"):
+        for array in ("raw/s0", "neurites/s0"):
+            one = zarr.open_array(str(tmp_path / "one" / f"{name}.zarr" / array), mode="r")[:]
+            two = zarr.open_array(str(tmp_path / "two" / f"{name}.zarr" / array), mode="r")[:]
+            assert one.any() and np.array_equal(one, two), (name, array)
