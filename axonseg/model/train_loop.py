@@ -325,6 +325,7 @@ def train(
         model.load_state_dict(initial_weights(cfg))
         log.info("initialised from the weights of %s", cfg.init_from)
     if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one crop shape all run long: let cuDNN pick its fastest kernels
         log.info("training on %s", torch.cuda.get_device_name(device))
     recorded = recorded_validation(out_dir / "model.pt") if resume and existing else None
 
