@@ -69,7 +69,7 @@ def face_scores(affinities: np.ndarray, labels: np.ndarray) -> tuple[float, floa
 def compare_statistics(model_path: Path, data: Path, names: list[str], n_crops: int = 16) -> None:
     """Face scores of each volume with the model's BatchNorm statistics and with the volume's."""
     from axonseg.io import open_volume
-    from axonseg.model.adapt import adapt_batchnorm, adaptation_crop_shape, fit_crop, volume_crops
+    from axonseg.model.adapt import adapt_to_volume
     from axonseg.model.checkpoint import load_model
     from axonseg.model.predict import Predictor, normalize_raw, predict_volume
 
@@ -78,10 +78,7 @@ def compare_statistics(model_path: Path, data: Path, names: list[str], n_crops: 
     for name in names:
         raw = normalize_raw(np.asarray(open_volume(f"{data}/{name}.zarr/raw").data.compute()))
         labels = np.asarray(open_volume(f"{data}/{name}.zarr/neurites").data.compute())
-        crop = adaptation_crop_shape(model, raw.shape)
-        adapted, _ = adapt_batchnorm(model, volume_crops(
-            lambda start, shape: fit_crop(raw[tuple(slice(s, s + n) for s, n in zip(start, shape))][None], shape),
-            raw.shape, crop, n_crops))
+        adapted, _ = adapt_to_volume(model, raw, n_crops)
         rows[name] = {}
         for kind, network in (("model", model.eval()), ("volume", adapted)):
             affinities = predict_volume(raw, Predictor(network, device="cpu", precision="float32"), raw.shape)

@@ -108,4 +108,31 @@ def volume_crops(read: Callable[[Shape, Shape], np.ndarray], volume_shape: Seque
         yield read(start, crop_shape)
 
 
-__all__ = ["CALIBRATION_STATISTICS", "adapt_batchnorm", "adaptation_crop_shape", "crop_starts", "fit_crop", "has_batchnorm", "volume_crops"]
+def adapt_to_volume(model: AffinityNet, raw: np.ndarray, n_crops: int = 16, seed: int = 0) -> tuple[AffinityNet, int]:
+    """A copy of ``model`` with the BatchNorm statistics of an in-memory volume: what the
+    ``predict`` stage does with ``batchnorm: volume`` (its default), for ``predict_volume``.
+
+    Args:
+        model: the network; one without BatchNorm is copied unchanged.
+        raw: the volume, ``(z, y, x)`` or ``(c, z, y, x)``, uint8, uint16 or float in [0, 1].
+        n_crops: crops the statistics average over (the stage's ``batchnorm_crops``).
+        seed: where the crops lie (the stage uses 0).
+
+    Returns:
+        ``(adapted copy in eval mode, crops used)``: the same crops, statistics and so affinities
+        as the stage gives for the same volume (its crops mirrored beyond the faces).
+    """
+    from axonseg.model.predict import normalize_raw
+
+    data = raw[None] if raw.ndim == 3 else raw
+    crop_shape = adaptation_crop_shape(model, data.shape[-3:])
+
+    def read(start: Shape, shape: Shape) -> np.ndarray:
+        window = data[(slice(None),) + tuple(slice(s, s + n) for s, n in zip(start, shape))]
+        return fit_crop(normalize_raw(window), shape)
+
+    return adapt_batchnorm(model, volume_crops(read, data.shape[-3:], crop_shape, n_crops, seed))
+
+
+__all__ = ["CALIBRATION_STATISTICS", "adapt_batchnorm", "adapt_to_volume", "adaptation_crop_shape", "crop_starts", "fit_crop",
+           "has_batchnorm", "volume_crops"]

@@ -7,8 +7,7 @@ import torch
 from scipy import ndimage
 
 from axonseg.model import shapes
-from axonseg.model.adapt import (adapt_batchnorm, adaptation_crop_shape, crop_starts, fit_crop, has_batchnorm,
-                                 volume_crops)
+from axonseg.model.adapt import adapt_batchnorm, adapt_to_volume, adaptation_crop_shape, crop_starts, fit_crop, has_batchnorm
 from axonseg.model.batchnorm import batchnorm_layers
 from axonseg.model.config import ModelConfig
 from axonseg.model.predict import Predictor, predict_volume
@@ -29,12 +28,7 @@ def smooth_volume(shape=(36, 40, 44), seed=0) -> np.ndarray:
 
 
 def adapted_to(model: AffinityNet, raw: np.ndarray, n_crops: int = 6) -> AffinityNet:
-    crop = adaptation_crop_shape(model, raw.shape)
-
-    def read(start, shape):
-        return fit_crop(raw[tuple(slice(s, s + n) for s, n in zip(start, shape))][None], shape)
-
-    adapted, used = adapt_batchnorm(model, volume_crops(read, raw.shape, crop, n_crops))
+    adapted, used = adapt_to_volume(model, raw, n_crops)
     assert used == n_crops
     return adapted
 

@@ -7,6 +7,7 @@ import torch
 
 from axonseg.config import load_config
 from axonseg.model import Predictor, load_model, predict_volume
+from axonseg.model.adapt import adapt_to_volume
 from axonseg.model.checkpoint import calibrated_threshold, read_model_state, save_model
 from axonseg.pipelines.segment import _predict_adapt
 from axonseg.pipelines.segment.predict import PredictConfig, run_predict
@@ -33,6 +34,14 @@ def test_statistics_are_computed_once_per_run_and_recorded(tmp_path, monkeypatch
     # every block ran the adapted network: the whole volume through it gives the same affinities
     whole = predict_volume(raw, Predictor(load_model(adapted_path), precision="float32", freeze=False), raw.shape)
     assert np.abs(affinities(tmp_path / "run").astype(int) - whole.astype(int)).max() <= 1
+    # the in-memory API adapts the same way: the same crops give the same statistics as the file
+    in_memory, used = adapt_to_volume(load_model(model_path), raw)
+    assert used == 16
+    statistics = [(ours, stage) for (name, ours), (_, stage) in zip(in_memory.named_buffers(), load_model(adapted_path).named_buffers())
+                  if name.endswith(("running_mean", "running_var"))]
+    assert len(statistics) >= 4
+    for ours, stage in statistics:
+        torch.testing.assert_close(ours, stage, rtol=1e-5, atol=1e-6)
 
     # a re-run (here a resume after the affinities were dropped) reuses the file, never recomputes it
     monkeypatch.setattr(_predict_adapt, "adapt_batchnorm", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
