@@ -40,6 +40,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "boundary 0.3": ({"boundary_threshold": 0.3}, {}),
     "boundary 0.2": ({"boundary_threshold": 0.2}, {}),
     "seed radius 2": ({"seed_radius": 2}, {}),
+    "seed radius 6": ({"seed_radius": 6}, {}),      # fewer, larger seeds: fewer splits where splits dominate
+    "seed radius 8": ({"seed_radius": 8}, {}),
     "min_size 20": ({"min_size": 20}, {}),
     "boundary 0.3, attach 0.5": ({"boundary_threshold": 0.3, "attach_threshold": 0.5}, {}),
     "boundary 0.4, attach 0.5": ({"boundary_threshold": 0.4, "attach_threshold": 0.5}, {}),

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p .git/info
 exclude() { grep -qxF "$1" .git/info/exclude 2>/dev/null || echo "$1" >> .git/info/exclude; }
-BULKY="data/models/aniso_v2 data/models/fib_v5 data/models/fib_v6 data/models/aniso_v3/checkpoints data/models/fib_v4/checkpoints data/fib_medulla_heldout.h5"
+BULKY="data/models/fib_aug/checkpoints data/models/aniso_v2 data/models/fib_v5 data/models/fib_v6 data/models/aniso_v3/checkpoints data/models/fib_v4/checkpoints data/fib_medulla_heldout.h5"
 
 case "${1:-}" in
 prepare)
@@ -54,7 +54,7 @@ EOF
 trim)
   # shellcheck disable=SC2086
   git rm -r -q --cached $BULKY
-  printf '%s\n' aniso_v2/ fib_v5/ fib_v6/ aniso_v3/checkpoints/ fib_v4/checkpoints/ > data/models/.gitignore
+  printf '%s\n' fib_aug/checkpoints/ aniso_v2/ fib_v5/ fib_v6/ aniso_v3/checkpoints/ fib_v4/checkpoints/ > data/models/.gitignore
   exclude /data/fib_medulla_heldout.h5
   echo "travels (besides the carried .whl and .gpu):"
   (git ls-files -z; git ls-files -z --others --exclude-standard) | du -ch --files0-from=- | tail -1
