@@ -137,12 +137,20 @@ def make_volume(out: Path, name: str, spec: dict, shape: tuple[int, int, int]) -
     Each volume depends on its own seed and options only, so volumes may be made in any order."""
     from axonseg.pipelines.synth import write_synth
 
+    import shutil
+
     store = out / f"{name}.zarr"
-    result = write_synth(store.with_suffix(".tmp.zarr"), shape, tuple(spec["voxel_size"]), spec["seed"],
+    # each volume is made in a folder of its own: ingest keeps its block markers beside the store,
+    # and volumes made at once must not share them
+    work = out / f".{name}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    result = write_synth(work / f"{name}.zarr", shape, tuple(spec["voxel_size"]), spec["seed"],
                          overwrite=True, show_progress=False, options=spec["options"])
+    for record in work.glob(f"{name}.*.config.yaml"):  # ingest's resolved configs follow the store
+        record.rename(out / record.name)
     result.store.rename(store)  # a store under its final name is complete
-    for record in out.glob(f"{name}.tmp.*.config.yaml"):  # ingest's resolved configs follow the store
-        record.rename(out / record.name.replace(f"{name}.tmp.", f"{name}."))
+    shutil.rmtree(work)
     return f"{store}: voxel size {spec['voxel_size']} nm, {result.n_neurites} neurites"
 
 

@@ -93,6 +93,7 @@ def test_parallel_jobs_make_the_same_volumes(tmp_path) -> None:
     make(tmp_path / "two", "--only", "train", "val", "--jobs", "2")
     assert sorted(p.name for p in (tmp_path / "one").glob("*.zarr")) == ["train_00.zarr", "train_01.zarr"]
     assert sorted(p.name for p in (tmp_path / "two").glob("*.zarr")) == ["train_00.zarr", "train_01.zarr", "val_00.zarr"]
+    assert not list((tmp_path / "two").glob(".*.tmp"))  # each volume's own work folder is gone
     for name in ("train_00", "train_01"):
         for array in ("raw/s0", "neurites/s0"):
             one = zarr.open_array(str(tmp_path / "one" / f"{name}.zarr" / array), mode="r")[:]
