@@ -133,7 +133,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue exactly from the newest checkpoint (weights, optimizer, RNG, step)"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="override the config's out_dir"),
     overrides: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override one config value (repeatable; dotted keys reach into sections: --set model.num_fmaps=16 --set device=cuda)"),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.01, help="stop after this many minutes of training, with a checkpoint that --resume continues from"),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="stop after this many minutes of training, with a checkpoint that --resume continues from"),
     recalibrate_bn: Optional[Path] = typer.Option(None, "--recalibrate-bn", help="do not train: recompute this model file's BatchNorm statistics over the config's training crops (precise BN), in place"),
 ) -> None:
     """Train the affinity U-Net (on a CUDA GPU when present: device in the config); writes

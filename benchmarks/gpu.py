@@ -37,7 +37,7 @@ import torch
 from _common import isa_flags
 from predict import SamePadded, peak_rss_mb, synthetic_raw
 
-from axonseg.io import create_multiscale, mark_complete, open_level, write_block
+from axonseg.io import open_level, write_array
 from axonseg.model import AffinityNet, Predictor, load_model, predict_volume, shapes
 from axonseg.pipelines.segment.predict import PredictConfig, run_predict
 
@@ -51,14 +51,6 @@ AMP = "float16"  # the CUDA default; the CPU smoke run uses bfloat16 (float16 co
 def _sync() -> None:
     if DEVICE == "cuda":
         torch.cuda.synchronize()
-
-
-def write_raw(folder: Path, raw: np.ndarray, voxel_size: tuple[float, float, float]) -> str:
-    """``raw`` as a complete zarr array ``folder/in.zarr/raw``; returns its address."""
-    create_multiscale(folder / "in.zarr", "raw", raw.shape, np.uint8, voxel_size, chunk_shape=(64, 64, 64))
-    write_block(open_level(folder / "in.zarr", "raw"), raw, (0, 0, 0))
-    mark_complete(folder / "in.zarr", "raw")
-    return f"{folder / 'in.zarr'}/raw"
 
 
 def stage(folder: Path, address: str, model_path: Path, block: tuple[int, ...], batch: int,
@@ -160,7 +152,7 @@ def main() -> None:
                     "batch_size": args.batch_size}
     try:
         raw = synthetic_raw(shape)
-        address = write_raw(work, raw, tuple(cfg.voxel_size))
+        address = write_array(work / "in.zarr", "raw", raw, cfg.voxel_size)
         # warm-up: cuDNN picks its algorithms for this block shape, CUDA context and allocator settle
         stage(work / "warm", address, args.model, block, args.batch_size, AMP)
         if DEVICE == "cuda":
@@ -181,7 +173,7 @@ def main() -> None:
         print(f"in-memory predict_volume, {AMP} (no zarr I/O): {voxels / network_s / 1e6:.2f} Mvoxels/s", flush=True)
 
         check = synthetic_raw(tuple(args.check_shape), seed=1)
-        check_address = write_raw(work / "check", check, tuple(cfg.voxel_size))
+        check_address = write_array(work / "check" / "in.zarr", "raw", check, cfg.voxel_size)
         _, cuda_out = stage(work / "check" / "run", check_address, args.model, block, args.batch_size, AMP)
         cpu_out = predict_volume(check, Predictor(model, device="cpu", precision="float32", freeze=False), block)
         diff = int(np.abs(cuda_out.astype(np.int16) - cpu_out.astype(np.int16)).max())

@@ -165,6 +165,8 @@ def run(config_path: str | Path, resume: bool = False, validate_hook: ValidateHo
     """Train from a YAML config; writes the resolved config to ``out_dir/config.yaml``.
     ``overrides``: ``KEY=VALUE`` strings applied over the YAML; ``time_limit_s``: stop with a
     checkpoint after this many seconds of training (see :func:`~axonseg.model.train_loop.train`)."""
+    if time_limit_s is not None and time_limit_s <= 0:
+        raise ConfigError(f"--time-limit {time_limit_s / 60:g}: expected a positive number of minutes")
     cfg = load_config(config_path, overrides)
     if out_dir is not None:
         cfg = cfg.model_copy(update={"out_dir": out_dir})
@@ -258,8 +260,6 @@ def main(argv: list[str] | None = None) -> int:
             used = recalibrate_model_file(args.config, args.recalibrate_bn)
             log.info("%s: BatchNorm statistics recomputed over %d training crops", args.recalibrate_bn, used)
             return 0
-        if args.time_limit is not None and args.time_limit <= 0:
-            raise ConfigError(f"--time-limit {args.time_limit}: expected a positive number of minutes")
         result = run(args.config, resume=args.resume, out_dir=args.out_dir, overrides=args.overrides,
                      time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit)
     except AxonsegError as error:

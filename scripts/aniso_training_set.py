@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +137,6 @@ def make_volume(out: Path, name: str, spec: dict, shape: tuple[int, int, int]) -
     """Write ``out/<name>.zarr`` (under a temporary name until complete); returns a report line.
     Each volume depends on its own seed and options only, so volumes may be made in any order."""
     from axonseg.pipelines.synth import write_synth
-
-    import shutil
 
     store = out / f"{name}.zarr"
     # each volume is made in a folder of its own: ingest keeps its block markers beside the store,

@@ -86,12 +86,12 @@ def training_device(cfg: TrainConfig) -> torch.device:
     return torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
 
 
-def _use_bf16(cfg: TrainConfig, device: torch.device | None = None) -> bool:
+def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.amp == "bfloat16":
         return True
     if cfg.amp == "off":
         return False
-    return (device or training_device(cfg)).type == "cuda" or cpu_bf16_is_fast(cfg.n_threads)
+    return device.type == "cuda" or cpu_bf16_is_fast(cfg.n_threads)
 
 
 def _on(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -237,15 +237,21 @@ def calibration_record(row: dict[str, float]) -> dict[str, float]:
     return record
 
 
-def _save_state(model: AffinityNet, optimizer: torch.optim.Optimizer, done: int, history: list[dict[str, float]],
-                cfg: TrainConfig, checkpoint_dir: Path) -> None:
-    """Write the resumable state after ``done`` steps (read back onto the CPU, whatever trained it)."""
+def _checkpoint(model: AffinityNet, evaluated: AffinityNet | None, optimizer: torch.optim.Optimizer, done: int,
+                history: list[dict[str, float]], cfg: TrainConfig, out_dir: Path) -> None:
+    """Write the resumable state after ``done`` steps (read back onto the CPU, whatever trained
+    it), ``losses.csv``/``.png``, and, when no segmentation validation has chosen ``model.pt``,
+    the latest weights as ``model.pt`` (``evaluated``, the recalibrated copy, where this step
+    validated)."""
     state = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
         "torch_rng": torch.get_rng_state(), "history": history,
         "model_config": cfg.model.model_dump_json(), "sampler": json.dumps({"seed": cfg.seed, "next_step": done}),
     }
-    save_training_state(checkpoint_dir, done, state, keep=cfg.keep_checkpoints)
+    save_training_state(out_dir / "checkpoints", done, state, keep=cfg.keep_checkpoints)
+    if not any("hook_nerl" in r for r in history):  # no segmentation validation: the latest
+        save_model(model if evaluated is None else evaluated, out_dir / "model.pt", extra={"step": done})
+    write_history(history, out_dir)
 
 
 def initial_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
@@ -343,11 +349,8 @@ def train(
         if stop_at is not None and done >= stop_at:
             break
         if time_limit_s is not None and time.perf_counter() - tic >= time_limit_s:
-            if done > start and done % cfg.checkpoint_every:
-                _save_state(model, optimizer, done, history, cfg, checkpoint_dir)
-                if not any("hook_nerl" in r for r in history):  # no segmentation validation: the latest
-                    save_model(model, out_dir / "model.pt", extra={"step": done})
-                write_history(history, out_dir)
+            if done > start and done % cfg.checkpoint_every:  # else the last step wrote it
+                _checkpoint(model, None, optimizer, done, history, cfg, out_dir)
             log.info("time limit of %.0f s reached at step %d: stopped (resume continues from here)", time_limit_s, done)
             break
         batch = _on(batch, device)
@@ -385,8 +388,5 @@ def train(
             save_model(evaluated, out_dir / "model.pt", extra=calibration_record(row))  # type: ignore[arg-type]
             recorded = None  # the history holds it now
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            _save_state(model, optimizer, done, history, cfg, checkpoint_dir)
-            if not any("hook_nerl" in r for r in history):  # no segmentation validation: the latest
-                save_model(model if evaluated is None else evaluated, out_dir / "model.pt", extra={"step": done})
-            write_history(history, out_dir)
+            _checkpoint(model, evaluated, optimizer, done, history, cfg, out_dir)
     return {"step": done, "history": history, "model": model}
