@@ -25,7 +25,7 @@ demo: $(STAMP)
 XVFB      := $(shell command -v xvfb-run >/dev/null 2>&1 && echo "xvfb-run -a")
 
 test: $(STAMP)
-	$(XVFB) $(VENV)/bin/pytest -q
+	$(XVFB) $(VENV)/bin/pytest -q --durations=15
 
 test-slow: $(STAMP)
 	$(XVFB) $(VENV)/bin/pytest -q -m slow

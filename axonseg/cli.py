@@ -33,7 +33,9 @@ def _setup_logging(level: int) -> None:
     from rich.console import Console
     from rich.logging import RichHandler
 
-    handler = RichHandler(console=Console(file=sys.stderr), show_path=False, show_time=False, markup=False)
+    # stderr=True: the console looks sys.stderr up at each write, so a replaced stream (pytest
+    # capture, a notebook) is followed instead of a closed one being written to
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False)
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("distributed", "numcodecs", "h5py", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS ops (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+BUSY_TIMEOUT_S = 30.0
+
 COLUMNS = "op_id, user, timestamp, operation, seeds_nm, moves, parents, children, target_op, note"
 
 
@@ -47,6 +50,24 @@ def _row_to_record(row: tuple) -> EditRecord:
         moves=unpack_moves(moves), parents=tuple(json.loads(parents)), children=tuple(json.loads(children)),
         target_op=int(target_op), note=note, op_id=int(op_id),
     )
+
+
+def _retry_while_locked(action: Callable[[str], None], argument: str) -> None:
+    """Run ``action(argument)``, retrying for up to ``BUSY_TIMEOUT_S`` while the file is locked.
+
+    Switching a new file to WAL can answer "database is locked" at once, without waiting on the
+    busy timeout, when another process opens the same new file at the same moment (SQLite's
+    deadlock avoidance); the statements are idempotent, so they are simply tried again.
+    """
+    deadline, delay = time.monotonic() + BUSY_TIMEOUT_S, 0.005
+    while True:
+        try:
+            return action(argument)
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.25)
 
 
 class EditLog:
@@ -63,16 +84,19 @@ class EditLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('base_id', ?)", (base_id,))
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        _retry_while_locked(self._create, base_id)
         stored = self._db.execute("SELECT value FROM meta WHERE key = 'base_id'").fetchone()[0]
         if stored != base_id:
             raise InputError(f"{self.path} edits base LUT {stored!r} but the run's base LUT is {base_id!r}: "
                              "expected the LUT the log was started on")
         self.base_id = base_id
+
+    def _create(self, base_id: str) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('base_id', ?)", (base_id,))
 
     def version(self) -> int:
         """The last op id (0 for an empty log)."""
