@@ -39,7 +39,7 @@ cat "$LOGS/env.txt"
 echo "== anisotropic training set (CPU, background) and benchmark (GPU) at $(elapsed) s"
 OMP_NUM_THREADS=1 python3 scripts/aniso_training_set.py --jobs 12 --only train val > "$LOGS/aniso_set.log" 2>&1 &
 SET_PID=$!
-(cd benchmarks && timeout 120 python3 gpu.py) > "$OUT/bench_gpu.log" 2>&1
+(cd benchmarks && timeout 180 python3 gpu.py) > "$OUT/bench_gpu.log" 2>&1
 tail -4 "$OUT/bench_gpu.log"
 wait $SET_PID; echo "training set: exit $? at $(elapsed) s, $(ls -d runs/aniso_v3/*.zarr 2>/dev/null | wc -l) volumes"
 

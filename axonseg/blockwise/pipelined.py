@@ -1,6 +1,13 @@
 """A batched, pipelined block loop for stages whose work is one big kernel per batch (the
-network in predict): the kernel runs batch i while one thread reads batch i+1 and another
-writes batch i-1. zarr compression and dask reads release the GIL, so the three overlap.
+network in predict): the kernel runs batch i while reader threads read batch i+1 and writer
+threads write batch i-1, one thread per block of a batch by default. zarr compression and dask
+reads release the GIL, so they overlap with the kernel and with each other.
+
+Why a thread per block: on an H200 the predict stage made 8.8 Mvoxels/s while the network alone
+made 48 (benchmarks/gpu.py, 2026-12-04), and with the network replaced by a constant one reader
+and one writer cap the stage at 12-19 Mvoxels/s on a 2-core CPU (reading a (104, 296, 296)
+raw block took about 0.25 s, writing its affinities about 0.2 s). On a GPU node the I/O threads
+set the stage's speed; on a CPU the network does, and batch 1 keeps one thread of each.
 
 It keeps the executor's contract: done blocks are skipped and logged, a block is marked done
 only after its write, a full disk names the block, and progress counts voxels.
@@ -33,19 +40,22 @@ def run_pipelined(
     batch_size: int = 1,
     description: str = "blocks",
     show_progress: bool = True,
+    io_threads: int | None = None,
 ) -> RunSummary:
     """Run ``compute`` over batches of the blocks not yet done, reading ahead and writing behind.
 
     Args:
         blocks: every block of the stage.
-        read: a block's inputs (runs on the read-ahead thread).
+        read: a block's inputs (runs on a reader thread).
         compute: results for a batch of read inputs, in order (runs on the calling thread).
-        write: stores one block's result (runs on the write-behind thread); the block is
-            marked done after it returns.
+        write: stores one block's result (runs on a writer thread); the block is marked done
+            after it returns.
         markers: done markers; blocks already marked are skipped.
         batch_size: blocks per ``compute`` call.
         description: label of the progress bar and of the log lines.
         show_progress: draw a rich progress bar on stderr.
+        io_threads: threads that read, and threads that write, blocks of a batch at once;
+            None: ``batch_size``. Blocks write disjoint chunks, so their writes never collide.
     """
     start = time.perf_counter()
     todo = [b for b in blocks if not markers.is_done(b)]
@@ -54,33 +64,33 @@ def run_pipelined(
         logger.info("%s: resuming: %d of %d blocks already done, skipped", description, skipped, len(blocks))
     where, total = markers.where or description, len(blocks)
 
-    def write_batch(batch: list[Block], results: list[Any]) -> None:
-        for block, result in zip(batch, results):
-            with full_disk_named(where, block, total):
-                if result is not None:
-                    write(block, result)
-                markers.mark_done(block)
+    def write_block(block: Block, result: Any) -> None:
+        with full_disk_named(where, block, total):
+            if result is not None:
+                write(block, result)
+            markers.mark_done(block)
+        del result
         release_freed_memory()
+        progress.advance(block.write_roi.size, blocks=1)
 
+    threads = max(1, io_threads or batch_size)
     batches = [list(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)]
     with block_progress(description, total=len(blocks), enabled=show_progress) as progress, \
-            ThreadPoolExecutor(1, thread_name_prefix=f"{description}-read") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix=f"{description}-write") as writer:
+            ThreadPoolExecutor(threads, thread_name_prefix=f"{description}-read") as reader, \
+            ThreadPoolExecutor(threads, thread_name_prefix=f"{description}-write") as writer:
         progress.advance(sum(b.write_roi.size for b in blocks if b not in todo), blocks=skipped)
-        pending_read: Future | None = reader.submit(lambda b: [read(x) for x in b], batches[0]) if batches else None
-        pending_write: Future | None = None
+        pending_read: list[Future] = [reader.submit(read, b) for b in batches[0]] if batches else []
+        pending_write: list[Future] = []
         for index, batch in enumerate(batches):
-            inputs = pending_read.result()  # type: ignore[union-attr]
+            inputs = [future.result() for future in pending_read]
             if index + 1 < len(batches):
-                pending_read = reader.submit(lambda b: [read(x) for x in b], batches[index + 1])
+                pending_read = [reader.submit(read, b) for b in batches[index + 1]]
             results = compute(inputs)
             del inputs
-            if pending_write is not None:
-                pending_write.result()  # surfaces a write error, keeps at most one batch in flight
-            pending_write = writer.submit(write_batch, batch, results)
-            pending_write.add_done_callback(
-                lambda f, n=sum(b.write_roi.size for b in batch), k=len(batch): f.exception() or progress.advance(n, blocks=k)
-            )
-        if pending_write is not None:
-            pending_write.result()
+            for future in pending_write:
+                future.result()  # surfaces a write error, keeps at most one batch in flight
+            pending_write = [writer.submit(write_block, block, result) for block, result in zip(batch, results)]
+            del results
+        for future in pending_write:
+            future.result()
     return RunSummary(len(blocks), skipped, len(todo), time.perf_counter() - start)

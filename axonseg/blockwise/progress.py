@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -55,13 +56,15 @@ def block_progress(description: str, total: int, enabled: bool = True) -> Iterat
 
 
 class BlockProgress:
-    """Handle to advance one progress task by finished blocks."""
+    """Handle to advance one progress task by finished blocks (safe to call from several threads)."""
 
     def __init__(self, progress: Progress, task: int) -> None:
         self._progress = progress
         self._task = task
         self._voxels = 0
+        self._lock = threading.Lock()
 
     def advance(self, voxels: int, blocks: int = 1) -> None:
-        self._voxels += voxels
-        self._progress.update(self._task, advance=blocks, voxels=self._voxels)
+        with self._lock:
+            self._voxels += voxels
+            self._progress.update(self._task, advance=blocks, voxels=self._voxels)

@@ -22,7 +22,7 @@ def test_cpu_smoke_run_json_line() -> None:
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert figures["volume"] == [16, 48, 48] and figures["ratio"] is None
+    assert figures["volume"] == [16, 48, 48] and figures["ratio"] is None and figures["stage_ratio"] is None
     for key in ("stage_bfloat16_voxels_per_s", "stage_float32_voxels_per_s", "in_memory_bfloat16_voxels_per_s",
                 "train_steps_per_s"):
         assert figures[key] > 0, key
