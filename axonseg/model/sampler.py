@@ -18,7 +18,7 @@ from axonseg.model import shapes
 from axonseg.model.augment import augment
 from axonseg.model.lsd import compute_lsds, lsd_margin
 from axonseg.model.predict import normalize_raw
-from axonseg.model.targets import balance_weights, boundary_distance_weights, compute_affinities, crop_centre
+from axonseg.model.targets import balance_weights, boundary_distance_weights, crop_centre, output_affinities
 from axonseg.model.train_config import TrainConfig
 
 _VALIDATION_STREAM = 1_000_000_007  # a seed-sequence word no training step uses
@@ -91,9 +91,8 @@ def make_batch(
         raw = normalize_raw(np.asarray(raw), volume.name)
         if augmented:
             raw, labels = augment(raw, labels, rng, volume.voxel_size, cfg.augment)
-        affinities, mask = compute_affinities(labels, model.offsets, cfg.zero_is_unlabelled)
-        # the loss sees only the output crop, so the class balance is measured there
-        affinities, mask = crop_centre(affinities, out_shape), crop_centre(mask, out_shape)
+        # the loss sees only the output crop: targets (and the class balance) are made there
+        affinities, mask = output_affinities(labels, model.offsets, out_shape, cfg.zero_is_unlabelled)
         weights = balance_weights(affinities, mask) if cfg.balance else mask
         if cfg.boundary_weight > 0:
             boundary = boundary_distance_weights(labels, volume.voxel_size, cfg.boundary_sigma_nm, cfg.boundary_weight)

@@ -60,6 +60,33 @@ def compute_affinities(
     return affinities, mask
 
 
+def output_affinities(
+    labels: np.ndarray,
+    offsets: Sequence[Sequence[int]],
+    out_shape: Sequence[int],
+    zero_is_unlabelled: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`compute_affinities` of ``labels``, centre-cropped to ``out_shape`` (voxels zyx),
+    computed on that crop grown by the largest offset only.
+
+    The same values as computing on the whole crop and cropping after: every partner of an
+    output voxel that lies inside ``labels`` lies inside the grown crop, and one outside
+    ``labels`` is outside both (masked). A training input crop is ~18x its output crop in
+    voxels, and affinities of the whole crop were about half of making a sample.
+    """
+    if labels.ndim != 3:
+        raise InputError(f"labels has {labels.ndim} dimensions: expected 3 (z, y, x)")
+    reach = np.abs(np.asarray(offsets, dtype=np.int64).reshape(-1, 3)).max(axis=0) if len(offsets) else np.zeros(3, int)
+    starts = [(a - s) // 2 for a, s in zip(labels.shape, out_shape)]
+    crop_centre(labels, out_shape)  # checks the margin
+    lo = [max(0, st - int(r)) for st, r in zip(starts, reach)]
+    hi = [min(a, st + s + int(r)) for a, st, s, r in zip(labels.shape, starts, out_shape, reach)]
+    affinities, mask = compute_affinities(labels[tuple(slice(a, b) for a, b in zip(lo, hi))], offsets,
+                                          zero_is_unlabelled)
+    inner = (slice(None),) + tuple(slice(st - a, st - a + s) for st, a, s in zip(starts, lo, out_shape))
+    return affinities[inner], mask[inner]
+
+
 def balance_weights(affinities: np.ndarray, mask: np.ndarray, clip: float = 0.05) -> np.ndarray:
     """Per-channel class-balancing weights: positives and negatives get equal total weight.
 

@@ -8,7 +8,13 @@ import pytest
 from axonseg.errors import InputError
 from axonseg.model.lsd import compute_lsds, lsd_margin
 from axonseg.model.sampler import output_lsds
-from axonseg.model.targets import balance_weights, boundary_distance_weights, compute_affinities, crop_centre
+from axonseg.model.targets import (
+    balance_weights,
+    boundary_distance_weights,
+    compute_affinities,
+    crop_centre,
+    output_affinities,
+)
 
 
 def two_objects() -> np.ndarray:
@@ -46,6 +52,24 @@ def test_zero_as_background():
 def test_affinities_reject_float_labels():
     with pytest.raises(InputError, match="dtype float32"):
         compute_affinities(np.zeros((3, 3, 3), np.float32), [(0, 0, -1)])
+
+
+@pytest.mark.parametrize("zero_is_unlabelled", [True, False])
+@pytest.mark.parametrize(("shape", "out", "offsets"), [
+    ((20, 30, 30), (8, 10, 10), [(-1, 0, 0), (0, -1, 0), (0, 0, -1), (-3, 0, 0), (0, -9, 0), (0, 0, -9)]),
+    # offsets that reach past the crop's margin: their partners outside the crop stay masked
+    ((9, 12, 12), (3, 4, 4), [(-5, 0, 0), (0, 6, 0), (0, 0, -7), (1, 1, 1)]),
+])
+def test_output_affinities_equal_those_of_the_whole_crop(zero_is_unlabelled, shape, out, offsets):
+    labels = np.random.default_rng(3).integers(0, 4, shape).astype(np.uint64)  # many boundaries and zeros
+    affinities, mask = compute_affinities(labels, offsets, zero_is_unlabelled)
+    fast_affinities, fast_mask = output_affinities(labels, offsets, out, zero_is_unlabelled)
+    assert fast_affinities.shape == (len(offsets),) + out
+    assert np.array_equal(fast_affinities, crop_centre(affinities, out))
+    assert np.array_equal(fast_mask, crop_centre(mask, out))
+    assert 0 < fast_affinities.mean() < 1 and fast_mask.max() == 1
+    if zero_is_unlabelled or shape == (9, 12, 12):  # masked: unlabelled partners, or partners outside the crop
+        assert fast_mask.min() == 0
 
 
 def test_balance_weights_equalise_classes():
