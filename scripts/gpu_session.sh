@@ -16,7 +16,10 @@
 # [".whl", ".gpu"], timeout_s 540). The image there has torch, numpy, scipy, scikit-image and h5py
 # but not zarr, dask, pydantic, fastremap, cc3d, edt or monai: those travel as wheels in .whl/, and
 # the FIB-SEM training crop (z 0-169 only: the held-out slab never travels) in .gpu/.
+# TRAIN_SET adds --set options to both training commands: a dry run of this script on a CPU is
+#   SKIP_BENCH=1 GPU_BUDGET_S=200 TRAIN_SET="--set device=cpu --set amp=off" bash scripts/gpu_session.sh
 set -u
+TRAIN_SET=${TRAIN_SET:-}
 OUT=${OUT:-/tmp/gpu_out}
 BUDGET=${GPU_BUDGET_S:-480}
 START=$(date +%s)
@@ -48,7 +51,7 @@ fi
 NAME=fib_v7 CONFIG=configs/train_fib_v7.yaml
 echo "== rate probe at $(elapsed) s ($WORKERS augmentation workers)"
 timeout 110 python3 -m axonseg.pipelines.train "$CONFIG" --out-dir /tmp/probe --set num_workers=$WORKERS \
-  --set steps=1000000 --set validate_every=1000000 --set checkpoint_every=1000000 --time-limit 0.75 > "$LOGS/probe.log" 2>&1
+  --set steps=1000000 --set validate_every=1000000 --set checkpoint_every=1000000 --time-limit 0.75 $TRAIN_SET > "$LOGS/probe.log" 2>&1
 # seconds left for the run: the budget, less what has passed, less 45 s for loading, saving and copying
 LEFT=$(( BUDGET - $(elapsed) - 45 ))
 done_steps=$(grep -o "reached at step [0-9]*" "$LOGS/probe.log" | grep -o "[0-9]*$")
@@ -57,7 +60,7 @@ every=$(( (steps + 1) / 2 ))
 echo "$NAME: probe ${done_steps:-0} steps in 45 s; run $steps steps in at most $LEFT s" | tee "$LOGS/$NAME.log"
 timeout $(( LEFT + 30 )) python3 -m axonseg.pipelines.train "$CONFIG" --out-dir "/tmp/train_$NAME" \
   --set num_workers=$WORKERS --set steps=$steps --set checkpoint_every=$every --set validate_every=$(( (steps + 5) / 6 )) \
-  --time-limit "$(python3 -c "print($LEFT / 60)")" >> "$LOGS/$NAME.log" 2>&1
+  --time-limit "$(python3 -c "print($LEFT / 60)")" $TRAIN_SET >> "$LOGS/$NAME.log" 2>&1
 echo "$NAME: exit $? at $(elapsed) s" >> "$LOGS/$NAME.log"
 grep "probe\|val_loss\|time limit\|error\|exit" "$LOGS/$NAME.log" | tail -8
 cp "/tmp/train_$NAME/losses.csv" "$LOGS/losses_$NAME.csv" 2>/dev/null
