@@ -52,6 +52,12 @@ def test_border_rules_match_numpy_pad():
         got, covered = read_with_border(read, roi, values.shape, border)
         assert covered == roi
         assert np.array_equal(got, padded[tuple(slice(o + 10, o + 10 + s) for o, s in zip(roi.offset, roi.shape))])
+    # a leading channel axis, and a ROI wider than the volume (folded several times), mirrored
+    channels = np.stack([values, -values])
+    wide = Roi.of((-7, -1, -9), (20, 8, 25))
+    got, _ = read_with_border(lambda inside: channels[(slice(None),) + inside.to_slices()], wide, values.shape, "mirror")
+    expected = np.pad(channels, [(0, 0)] + [(20, 20)] * 3, mode="reflect")
+    assert np.array_equal(got, expected[(slice(None),) + tuple(slice(o + 20, o + 20 + s) for o, s in zip(wide.offset, wide.shape))])
 
 
 def test_documented_toy_stage_is_short_block_invariant_and_up_to_date(tmp_path, raw):
