@@ -62,6 +62,9 @@ class ZarrOutput:
         chunks: spatial chunk shape (voxels, zyx).
         attrs: extra ``axonseg`` attributes recorded at creation.
         channels: a leading channel axis of this length (each chunk holds every channel).
+        zstd_level: zstd level of the chunks. 1, not zarr's default 3: on real affinities
+            level 1 wrote 156 MB/s against 95 for a 3% larger file (1.46 against 1.51 to 1),
+            and writing set the predict stage's pace on a GPU.
     """
 
     store: Path
@@ -73,6 +76,7 @@ class ZarrOutput:
     chunks: tuple[int, ...]
     attrs: dict[str, Any] = field(default_factory=dict)
     channels: int | None = None
+    zstd_level: int | None = 1
 
     @property
     def where(self) -> Path:
@@ -86,6 +90,7 @@ class ZarrOutput:
             self.store, self.name, self.shape, self.dtype, self.voxel_size, self.offset_nm, self.chunks,
             factors=[], channels=self.channels, downsampling="mode",
             attrs={"config_hash": config_hash, "config": config, **self.attrs}, overwrite=True,
+            zstd_level=self.zstd_level,
         )
         self.__dict__.pop("array", None)
 

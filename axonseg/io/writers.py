@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import zarr
+from zarr.codecs import ZstdCodec
 
 from axonseg.errors import OutputExistsError
 from axonseg.io.ome import multiscales_attrs
@@ -75,6 +76,7 @@ def create_multiscale(
     downsampling: str = "mean",
     attrs: dict[str, Any] | None = None,
     overwrite: bool = False,
+    zstd_level: int | None = None,
 ) -> zarr.Group:
     """Create ``store/name`` as an OME-Zarr multiscale group with arrays ``s0..sN``.
 
@@ -91,6 +93,7 @@ def create_multiscale(
         downsampling: how coarser levels are made, recorded in the metadata.
         attrs: extra ``axonseg`` attributes (for example the config and its hash).
         overwrite: replace an existing group; otherwise an existing one is an error.
+        zstd_level: the chunks' zstd level; None: zarr's default (zstd at its default level).
 
     Returns:
         The group, marked incomplete until :func:`mark_complete`.
@@ -113,6 +116,7 @@ def create_multiscale(
             dtype=dtype,
             fill_value=0,
             dimension_names=(["c"] if channels is not None else []) + ["z", "y", "x"],
+            **({"compressors": [ZstdCodec(level=zstd_level)]} if zstd_level is not None else {}),
         )
     ndim = 4 if channels is not None else 3
     levels = [(f"s{i}", size, origin) for i, (size, origin) in enumerate(geometry)]

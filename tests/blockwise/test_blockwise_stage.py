@@ -182,8 +182,10 @@ def test_zarr_output_tiles_chunks_and_records_state(tmp_path):
                   config={"v": 1})
     run_stage(stage, tmp_path, show_progress=False)
     assert output.state()["complete"] is True and output.state()["config_hash"] == stage.config_hash
-    stored = open_level(tmp_path / "volume.zarr", "x", 0, mode="r")[:]
+    array = open_level(tmp_path / "volume.zarr", "x", 0, mode="r")
+    stored = array[:]
     assert stored[0, 0, 0] == 1 and stored[7, 7, 7] == 4 and stored[0, 4, 7] == 3
+    assert [(type(c).__name__, c.level) for c in array.compressors] == [("ZstdCodec", 1)]  # fast to write
     manifest = (tmp_path / "manifests" / "x.jsonl").read_text().splitlines()
     assert len(manifest) == 1 + 8  # a header, then one record of chunk files per block (the resume check)
 
