@@ -8,8 +8,11 @@
 # pace, so the second run only took workers from the first, and its fine-tune (aniso_v4) did not
 # move validation NERL (data/models/aniso_v3/README.md).
 # What it keeps goes to $OUT (at most 8 files come back): bench_gpu.log, logs.tar.gz (environment,
-# training log, losses.csv) and two checkpoints, half-way and last (resumable states; the CPU
-# scores them afterwards by validation NERL through the pipeline, z 70-99).
+# training log, losses.csv) and two checkpoints, half-way and last (resumable states). Score one
+# afterwards on the CPU by validation NERL through the pipeline (labels z 70-99), on a copy, as
+# --recalibrate-bn rewrites the file as a model with its threshold:
+#   cp fib_v7_step_N.pt /tmp/m.pt && python -m axonseg.pipelines.train configs/train_fib.yaml --recalibrate-bn /tmp/m.pt
+# (train_fib.yaml: the same network and validation split, with segment_validation_every set).
 #
 # Prepare first with scripts/gpu_prepare.sh (prepare, trim; restore after). Run from the repository
 # root on the GPU machine: GPU_BUDGET_S=470 bash scripts/gpu_session.sh (device run: carry

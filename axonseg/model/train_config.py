@@ -133,7 +133,8 @@ class TrainConfig(BaseModel):
     init_from: str | None = Field(
         None,
         description="start a fresh run from the weights of this model file (model.pt or a training "
-        "checkpoint; same architecture), e.g. to fine-tune with another loss; ignored on --resume",
+        "checkpoint; same architecture), e.g. to fine-tune with another loss; ignored on --resume. A relative "
+        "path is read from the working directory, like out_dir (dataset addresses are relative to the YAML)",
     )
     min_labelled_fraction: float = Field(0.3, ge=0, le=1)
     segment_validation_every: int = Field(
