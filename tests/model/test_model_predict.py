@@ -11,7 +11,14 @@ from scipy import ndimage
 
 from axonseg.errors import InputError
 from axonseg.model import shapes
-from axonseg.model.predict import BF16_MAX_ERROR, Predictor, bf16_affinity_error, normalize_raw, predict_volume
+from axonseg.model.predict import (
+    BF16_MAX_ERROR,
+    Predictor,
+    bf16_affinity_error,
+    normalize_raw,
+    predict_volume,
+    raw_tensor,
+)
 from axonseg.model.unet import build_model
 
 
@@ -194,3 +201,13 @@ def test_tta_is_block_invariant(iso_config):
     whole = predict_volume(raw, tta, raw.shape)
     assert small.shape == (8, 12, 13, 16) and small.std() > 5
     assert np.abs(small.astype(int) - whole.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("raw", [
+    np.arange(256, dtype=np.uint8).reshape(1, 4, 8, 8),  # every uint8 value: scaled on the device
+    np.arange(0, 65536, 64, dtype=np.uint16).reshape(1, 4, 16, 16),
+    np.linspace(0, 1, 256, dtype=np.float32).reshape(1, 4, 8, 8),
+])
+def test_raw_tensor_equals_normalize_raw(raw):
+    x = raw_tensor(raw, torch.device("cpu"))
+    assert x.dtype == torch.float32 and np.array_equal(x.numpy(), normalize_raw(raw))
