@@ -234,9 +234,9 @@ def recalibrate_model_file(config_path: str | Path, model_path: str | Path, crop
         from axonseg.pipelines.train_validation import segmentation_validation_hook
 
         with tempfile.TemporaryDirectory(prefix="axonseg-recalibrate-") as work:
-            step, every = int(extra.get("step", 0)), cfg.segment_validation_every
+            step = int(extra.get("step", 0))
             hook = segmentation_validation_hook(val_volumes[0], cfg, work)
-            metrics = hook(step if step and step % every == 0 else every, calibrated)  # type: ignore[arg-type]
+            metrics = hook(step, calibrated, force=True)  # type: ignore[arg-type]
         extra.update(calibration_record({"step": step, **{f"hook_{k}": v for k, v in metrics.items()}}))
     save_model(calibrated, model_path, extra=extra)  # type: ignore[arg-type]
     return used

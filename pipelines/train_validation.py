@@ -41,7 +41,8 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
 
     Returns:
         ``hook(step, model) -> {"nerl", "voi_split", "voi_merge", "threshold"}``; an empty dict
-        on steps that are not a multiple of ``cfg.segment_validation_every``.
+        on steps that are not a multiple of ``cfg.segment_validation_every`` unless ``force``
+        (scoring a model file outside training: ``step`` is then only its label in the log).
     """
     from axonseg.model.adapt import CALIBRATION_STATISTICS
     from axonseg.pipelines.evaluate import evaluate_run
@@ -60,9 +61,9 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
         {"block_shape": list(block), "agglomerate": {"thresholds": list(cfg.segment_validation_thresholds)}}
     )
 
-    def hook(step: int, model: AffinityNet) -> dict[str, float]:
+    def hook(step: int, model: AffinityNet, force: bool = False) -> dict[str, float]:
         every = cfg.segment_validation_every
-        if every == 0 or step % every:
+        if not force and (every == 0 or step % every):
             return {}
         model_path = work_dir / "model.pt"
         save_model(model, model_path, extra={"step": step})
