@@ -35,7 +35,11 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site
 fi
 # the repository as a package without installing it: axonseg.pipelines lives in pipelines/
-[ -e axonseg/pipelines ] || ln -s "$PWD/pipelines" axonseg/pipelines
+# (removed again at exit, so a dry run leaves the checkout as it was)
+if [ ! -e axonseg/pipelines ]; then
+  ln -s "$PWD/pipelines" axonseg/pipelines
+  trap 'rm -f axonseg/pipelines' EXIT
+fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p ../shared/data/fib_medulla_ts2
 [ -e ../shared/data/fib_medulla_ts2/fib_medulla_ts2_250.h5 ] || cp .gpu/fib_medulla_ts2_250.h5 ../shared/data/fib_medulla_ts2/
