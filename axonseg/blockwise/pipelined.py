@@ -5,9 +5,10 @@ reads release the GIL, so they overlap with the kernel and with each other.
 
 Why a thread per block: on an H200 the predict stage made 8.8 Mvoxels/s while the network alone
 made 48 (benchmarks/gpu.py, 2026-12-04), and with the network replaced by a constant one reader
-and one writer cap the stage at 12-19 Mvoxels/s on a 2-core CPU (reading a (104, 296, 296)
-raw block took about 0.25 s, writing its affinities about 0.2 s). On a GPU node the I/O threads
-set the stage's speed; on a CPU the network does, and batch 1 keeps one thread of each.
+and one writer capped the stage at 12-19 Mvoxels/s on a busy 2-core CPU (one block's 33.5 MB of
+affinities takes about 0.35 s to compress at zarr's default zstd level on one thread). On a GPU
+node the I/O threads set the stage's speed; on a CPU the network does, and batch 1 keeps one
+thread of each.
 
 It keeps the executor's contract: done blocks are skipped and logged, a block is marked done
 only after its write, a full disk names the block, and progress counts voxels.
@@ -69,7 +70,6 @@ def run_pipelined(
             if result is not None:
                 write(block, result)
             markers.mark_done(block)
-        del result
         release_freed_memory()
         progress.advance(block.write_roi.size, blocks=1)
 

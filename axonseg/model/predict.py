@@ -29,6 +29,10 @@ Precision = Literal["auto", "float32", "bfloat16", "float16"]
 _CPU_BF16_FAST: dict[int, bool] = {}
 
 
+#: uint8 intensity to [0, 1]: one float32 factor, on the host (normalize_raw) and on a device (raw_tensor)
+UINT8_SCALE = np.float32(1.0 / 255.0)
+
+
 def normalize_raw(raw: np.ndarray, what: str = "raw") -> np.ndarray:
     """Raw intensities to float32 in [0, 1]: uint8 / 255, uint16 / 65535, floats as given.
 
@@ -36,7 +40,7 @@ def normalize_raw(raw: np.ndarray, what: str = "raw") -> np.ndarray:
         InputError: for NaN/inf in float input or a non-numeric dtype.
     """
     if raw.dtype == np.uint8:
-        return raw.astype(np.float32) * np.float32(1.0 / 255.0)
+        return raw.astype(np.float32) * UINT8_SCALE
     if raw.dtype == np.uint16:
         return raw.astype(np.float32) * np.float32(1.0 / 65535.0)
     if np.issubdtype(raw.dtype, np.floating):
@@ -53,16 +57,11 @@ def raw_tensor(raws: np.ndarray, device: torch.device) -> torch.Tensor:
     scaled on the device by the same float32 product, so every one of the 256 values is equal
     to normalize_raw's; other dtypes are normalised on the host.
     """
-    if raws.dtype == np.uint8:
-        x = torch.from_numpy(np.ascontiguousarray(raws))
-    else:
-        x = torch.from_numpy(np.ascontiguousarray(normalize_raw(raws)))
+    as_bytes = raws.dtype == np.uint8
+    x = torch.from_numpy(np.ascontiguousarray(raws if as_bytes else normalize_raw(raws)))
     if device.type == "cuda":
         x = x.pin_memory().to(device, non_blocking=True)
-    return x.to(torch.float32) * _UINT8_SCALE if raws.dtype == np.uint8 else x
-
-
-_UINT8_SCALE = float(np.float32(1.0 / 255.0))
+    return x.to(torch.float32) * float(UINT8_SCALE) if as_bytes else x
 
 
 #: CPU flags (Linux /proc/cpuinfo) of native bf16 dot products: oneDNN runs bf16 convolutions

@@ -76,15 +76,10 @@ def output_affinities(
     """
     if labels.ndim != 3:
         raise InputError(f"labels has {labels.ndim} dimensions: expected 3 (z, y, x)")
-    reach = np.abs(np.asarray(offsets, dtype=np.int64).reshape(-1, 3)).max(axis=0) if len(offsets) else np.zeros(3, int)
-    starts = [(a - s) // 2 for a, s in zip(labels.shape, out_shape)]
-    crop_centre(labels, out_shape)  # checks the margin
-    lo = [max(0, st - int(r)) for st, r in zip(starts, reach)]
-    hi = [min(a, st + s + int(r)) for a, st, s, r in zip(labels.shape, starts, out_shape, reach)]
-    affinities, mask = compute_affinities(labels[tuple(slice(a, b) for a, b in zip(lo, hi))], offsets,
-                                          zero_is_unlabelled)
-    inner = (slice(None),) + tuple(slice(st - a, st - a + s) for st, a, s in zip(starts, lo, out_shape))
-    return affinities[inner], mask[inner]
+    reach = np.abs(np.asarray(offsets, dtype=np.int64).reshape(-1, 3)).max(axis=0, initial=0)
+    grown = tuple(int(min(o + 2 * r, s)) for o, r, s in zip(out_shape, reach, labels.shape))
+    affinities, mask = compute_affinities(crop_centre(labels, grown), offsets, zero_is_unlabelled)
+    return crop_centre(affinities, out_shape), crop_centre(mask, out_shape)
 
 
 def balance_weights(affinities: np.ndarray, mask: np.ndarray, clip: float = 0.05) -> np.ndarray:

@@ -52,8 +52,8 @@ def _row_to_record(row: tuple) -> EditRecord:
     )
 
 
-def _retry_while_locked(action: Callable[[str], None], argument: str) -> None:
-    """Run ``action(argument)``, retrying for up to ``BUSY_TIMEOUT_S`` while the file is locked.
+def _retry_while_locked(action: Callable[[], None]) -> None:
+    """Run ``action()``, retrying for up to ``BUSY_TIMEOUT_S`` while the file is locked.
 
     Switching a new file to WAL can answer "database is locked" at once, without waiting on the
     busy timeout, when another process opens the same new file at the same moment (SQLite's
@@ -62,7 +62,7 @@ def _retry_while_locked(action: Callable[[str], None], argument: str) -> None:
     deadline, delay = time.monotonic() + BUSY_TIMEOUT_S, 0.005
     while True:
         try:
-            return action(argument)
+            return action()
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
@@ -85,7 +85,7 @@ class EditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-        _retry_while_locked(self._create, base_id)
+        _retry_while_locked(lambda: self._create(base_id))
         stored = self._db.execute("SELECT value FROM meta WHERE key = 'base_id'").fetchone()[0]
         if stored != base_id:
             raise InputError(f"{self.path} edits base LUT {stored!r} but the run's base LUT is {base_id!r}: "
