@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from axonseg.model.checkpoint import calibrated_threshold
 from axonseg.io import create_multiscale, mark_complete, open_level, open_volume, write_block
@@ -23,9 +22,11 @@ from axonseg.pipelines.evaluate import evaluate_run
 from axonseg.pipelines.segment.config import SegmentConfig
 from axonseg.pipelines.segment.predict import PredictConfig, run_predict
 from axonseg.pipelines.segment.stages import run_segment_stages
+from axonseg.segment.affinities import NEAREST_NEIGHBOUR_OFFSETS
+from axonseg.segment.baseline import baseline_affinities
 
 HELDOUT = Path(__file__).resolve().parents[1] / "data" / "fib_medulla_heldout.h5"
-NN = [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
+NN = [list(o) for o in NEAREST_NEIGHBOUR_OFFSETS]
 THRESHOLDS = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
 
 
@@ -34,18 +35,6 @@ def _write(store: Path, name: str, data: np.ndarray, voxel_size, offset, channel
     create_multiscale(store, name, shape, data.dtype, voxel_size, offset, (35, 125, 125), channels=channels, attrs=attrs)
     write_block(open_level(store, name), data, (0, 0, 0))
     mark_complete(store, name)
-
-
-def baseline_affinities(raw: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-    """Nearest-neighbour affinities from the smoothed raw: bright cytoplasm = high affinity."""
-    brightness = gaussian_filter(raw.astype(np.float32) / 255.0, sigma)
-    low, high = np.percentile(brightness, (1, 99))
-    brightness = np.clip((brightness - low) / (high - low), 0, 1)
-    affinities = np.zeros((3,) + raw.shape, np.float32)
-    for channel, offset in enumerate(NN):
-        shifted = np.roll(brightness, shift=[-o for o in offset], axis=(0, 1, 2))
-        affinities[channel] = np.minimum(brightness, shifted)  # an edge is as weak as its darker voxel
-    return (affinities * 255).astype(np.uint8)
 
 
 def score(run: Path, labels_address: str, segment: SegmentConfig):  # noqa: ANN201
@@ -82,7 +71,7 @@ def main() -> None:
         base_run = args.out / "baseline"
         affinities = baseline_affinities(raw.data.compute())
         _write(base_run / "volume.zarr", "affinities", affinities, raw.voxel_size, raw.offset, channels=3,
-               attrs={"offsets": [list(o) for o in NN]})
+               attrs={"offsets": NN})
         rows["baseline (best on slab)"] = score(base_run, labels, segment.model_copy(update={"offsets": None})).best
     keys = ("threshold", "nerl", "erl_nm", "gt_erl_nm", "voi_split", "voi_merge", "arand", "n_split", "n_merge")
     print(f"{'':20s}" + "".join(f"{k:>12s}" for k in keys))
