@@ -15,20 +15,44 @@ The statistics are computed once per volume, from crops at fixed pseudo-random p
 function of the volume shape, crop shape, count and seed), so every block of a run uses the same
 network: blockwise prediction stays block-size invariant. Models without BatchNorm are
 unchanged.
+
+Crops without tissue are skipped: a large volume has resin, the outside of the sample or the zero
+padding of an aligned stack, and statistics averaged over such flat crops would normalise the
+tissue with the wrong mean and variance. A crop's spread is the 5th-95th percentile range of its
+grey values after smoothing (which removes pixel noise but keeps membranes). The rule is relative,
+so a faint volume is judged like a contrasty one: a candidate is flat when its spread is below
+``FLAT_FRACTION`` of the 90th percentile of all candidates' spreads (or below ``FLAT_MIN``, an
+almost constant crop). The candidates are drawn in one sequence from the seed, so on a volume
+without flat crops the crops are exactly the first ``n_crops``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 
 from axonseg.model import shapes
 from axonseg.model.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from axonseg.model.unet import AffinityNet
 
 Shape = tuple[int, int, int]
+
+logger = logging.getLogger(__name__)
+
+#: Gaussian smoothing (voxels of the 2x-subsampled crop, every axis) before a crop's spread is
+#: measured: pixel noise of 0.1 (25 grey levels) falls below 0.02, membrane/cytoplasm contrast survives.
+FLAT_SIGMA = 1.0
+#: A candidate whose spread is below this fraction of the 90th percentile of the candidates' spreads
+#: holds no tissue (real FIB-SEM crops lie within about 2x of each other).
+FLAT_FRACTION = 0.2
+#: ... or below this absolute spread (normalised grey values; 2.5 grey levels of 255): a constant crop.
+FLAT_MIN = 0.01
+#: Candidate crop places drawn per crop wanted, so that flat ones can be skipped.
+CANDIDATES_PER_CROP = 4
 
 #: The BatchNorm statistics that training's segmentation validation predicts with, and so the
 #: statistics a model file's calibrated threshold belongs to (``threshold_batchnorm`` in its
@@ -99,12 +123,48 @@ def adapt_batchnorm(model: AffinityNet, crops: Iterable[np.ndarray]) -> tuple[Af
     return adapted, used  # type: ignore[return-value]
 
 
+def crop_spread(crop: np.ndarray) -> float:
+    """5th-95th percentile range of ``crop`` (``(c, z, y, x)`` or ``(z, y, x)`` normalised raw in
+    [0, 1]; the first channel), subsampled 2x per axis and smoothed with ``FLAT_SIGMA`` voxels."""
+    data = crop[0] if crop.ndim == 4 else crop
+    smooth = gaussian_filter(np.asarray(data[::2, ::2, ::2], dtype=np.float32), FLAT_SIGMA, mode="nearest")
+    low, high = np.percentile(smooth, (5, 95))
+    return float(high - low)
+
+
+def flat_candidates(spreads: Sequence[float]) -> np.ndarray:
+    """Which candidates hold no tissue, from their :func:`crop_spread` values (see the module)."""
+    values = np.asarray(spreads, dtype=np.float64)
+    reference = float(np.percentile(values, 90)) if len(values) else 0.0
+    return values < max(FLAT_FRACTION * reference, FLAT_MIN)
+
+
 def volume_crops(read: Callable[[Shape, Shape], np.ndarray], volume_shape: Sequence[int], crop_shape: Shape,
                  n_crops: int, seed: int = 0) -> Iterator[np.ndarray]:
-    """The crops of :func:`crop_starts`, each ``read(start, crop_shape)``: normalised
-    ``(c, z, y, x)`` float32 of the full crop shape, mirrored where it reaches beyond the volume
-    (``Volume.read_roi(..., border="mirror")``; in memory, :func:`fit_crop` of the clipped slice)."""
-    for start in crop_starts(volume_shape, crop_shape, n_crops, seed):
+    """``n_crops`` crops at the places of :func:`crop_starts`, flat ones skipped, each
+    ``read(start, crop_shape)``: normalised ``(c, z, y, x)`` float32 of the full crop shape,
+    mirrored where it reaches beyond the volume (``Volume.read_roi(..., border="mirror")``; in
+    memory, :func:`fit_crop` of the clipped slice).
+
+    ``CANDIDATES_PER_CROP * n_crops`` candidate places come from one sequence; each is read once
+    to measure its spread (:func:`flat_candidates`), and the first ``n_crops`` with tissue are read
+    again and given. When fewer hold tissue, flat ones fill the rest, in order, with a warning: the
+    statistics are then those of a mostly empty volume.
+    """
+    starts = crop_starts(volume_shape, crop_shape, CANDIDATES_PER_CROP * n_crops, seed)
+    flat = flat_candidates([crop_spread(read(start, crop_shape)) for start in starts])
+    tissue = [start for start, is_flat in zip(starts, flat) if not is_flat]
+    chosen = tissue[:n_crops]
+    if len(chosen) < n_crops:
+        logger.warning("BatchNorm statistics: only %d of %d candidate crops hold tissue; %d flat crop(s) fill the "
+                       "rest (a mostly empty volume? set batchnorm: model to use the stored statistics)",
+                       len(chosen), len(starts), n_crops - len(chosen))
+        chosen += [start for start, is_flat in zip(starts, flat) if is_flat][: n_crops - len(chosen)]
+    else:
+        skipped = int(flat[: starts.index(chosen[-1]) + 1].sum()) if chosen else 0
+        if skipped:
+            logger.info("BatchNorm statistics: %d flat crop(s) without tissue skipped", skipped)
+    for start in chosen:
         yield read(start, crop_shape)
 
 
@@ -134,5 +194,5 @@ def adapt_to_volume(model: AffinityNet, raw: np.ndarray, n_crops: int = 16, seed
     return adapt_batchnorm(model, volume_crops(read, data.shape[-3:], crop_shape, n_crops, seed))
 
 
-__all__ = ["CALIBRATION_STATISTICS", "adapt_batchnorm", "adapt_to_volume", "adaptation_crop_shape", "crop_starts", "fit_crop",
-           "has_batchnorm", "volume_crops"]
+__all__ = ["CALIBRATION_STATISTICS", "adapt_batchnorm", "adapt_to_volume", "adaptation_crop_shape", "crop_spread",
+           "crop_starts", "fit_crop", "flat_candidates", "has_batchnorm", "volume_crops"]

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 ADAPTED_MODEL_FILE = "model_batchnorm.pt"
 #: Seed of the crop places (a constant: the statistics are a pure function of volume and model).
 CROP_SEED = 0
+#: How crops are chosen (recorded, so that a file made under an older rule is recomputed): flat
+#: crops without tissue are skipped (:func:`axonseg.model.adapt.volume_crops`).
+CROP_RULE = "skip flat"
 
 
 def check_threshold_statistics(model: AffinityNet, extra: dict, model_path: Path, statistics: str) -> None:
@@ -50,7 +53,7 @@ def check_threshold_statistics(model: AffinityNet, extra: dict, model_path: Path
 
 def _record(model_hash: str, volume: Volume, n_crops: int, crop_shape: tuple[int, int, int]) -> dict:
     return {"source_sha256": model_hash, "raw": volume.source, "raw_shape": list(volume.shape),
-            "crops": n_crops, "crop_shape": list(crop_shape), "seed": CROP_SEED}
+            "crops": n_crops, "crop_shape": list(crop_shape), "seed": CROP_SEED, "crop_rule": CROP_RULE}
 
 
 def volume_adapted_model(run_dir: Path, model: AffinityNet, extra: dict, model_hash: str, volume: Volume,

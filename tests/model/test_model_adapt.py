@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from scipy import ndimage
 
 from axonseg.model import shapes
-from axonseg.model.adapt import adapt_batchnorm, adapt_to_volume, adaptation_crop_shape, crop_starts, fit_crop, has_batchnorm
+from axonseg.model.adapt import (
+    adapt_batchnorm,
+    adapt_to_volume,
+    adaptation_crop_shape,
+    crop_spread,
+    crop_starts,
+    fit_crop,
+    flat_candidates,
+    has_batchnorm,
+    volume_crops,
+)
 from axonseg.model.batchnorm import batchnorm_layers
 from axonseg.model.config import ModelConfig
 from axonseg.model.predict import Predictor, predict_volume
 from axonseg.model.unet import AffinityNet
+
+HELDOUT = Path(__file__).resolve().parents[2] / "data" / "fib_medulla_heldout.h5"
 
 
 def small_model(norm: str = "batch") -> AffinityNet:
@@ -111,3 +125,75 @@ def test_crop_shape_is_a_valid_input_about_three_contexts_wide():
     padded = fit_crop(data, thin)
     assert padded.shape[1:] == (thin[0], 60, 70)
     assert np.array_equal(padded[:, :3], data) and np.array_equal(padded[:, 3], data[:, 1])  # reflected
+
+
+def _in_memory_reader(data: np.ndarray):
+    """``volume_crops``' reader over an in-memory (z, y, x) float volume."""
+    def read(start, shape):
+        window = data[tuple(slice(s, s + n) for s, n in zip(start, shape))]
+        return fit_crop(window[None], shape)
+    return read
+
+
+def test_real_fib_sem_is_tissue_and_resin_or_padding_is_flat():
+    """The flat rule on real EM: crops of the shipped FIB-SEM slab spread widely, while a constant
+    (padding), a saturated and a noisy flat crop (resin under 25 grey levels of noise) do not, and
+    the relative rule flags exactly those three among them."""
+    from axonseg.io import open_volume
+    from axonseg.model.predict import normalize_raw
+
+    raw = normalize_raw(np.asarray(open_volume(f"{HELDOUT}:raw").data[:, :, :]))
+    tissue = [raw[z:z + 30, y:y + 100, x:x + 100] for z in (0, 40) for y in (0, 150) for x in (0, 150)]
+    rng = np.random.default_rng(0)
+    resin = np.clip(0.8 + 0.1 * rng.standard_normal((30, 100, 100)), 0, 1).astype(np.float32)
+    empty = [np.zeros((30, 100, 100), np.float32), np.ones((30, 100, 100), np.float32), resin]
+    spreads = [crop_spread(c) for c in tissue + empty]
+    assert min(spreads[:8]) > 0.25  # real tissue: 0.28-0.39 of the grey range
+    assert max(spreads[8:]) < 0.06  # 0, 0 and 0.055 (the noise the smoothing leaves), against 0.28-0.39
+    assert flat_candidates(spreads).tolist() == [False] * 8 + [True] * 3
+
+
+def test_flat_crops_are_skipped_and_tissue_crops_kept_in_order():
+    tissue = smooth_volume((36, 40, 132))
+    crop = (20, 24, 24)
+    # no flat crop: exactly the first n_crops places, as before the rule
+    read = _in_memory_reader(tissue)
+    got = list(volume_crops(read, tissue.shape, crop, 6))
+    expected = [read(start, crop) for start in crop_starts(tissue.shape, crop, 6)]
+    assert len(got) == 6 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+    # two thirds of the volume zero-padded: every crop used holds tissue, and there are still 6
+    padded = tissue.copy()
+    padded[:, :, 44:] = 0.0
+    crops = list(volume_crops(_in_memory_reader(padded), padded.shape, crop, 6))
+    assert len(crops) == 6 and min(crop_spread(c) for c in crops) > 0.1
+    naive = [_in_memory_reader(padded)(start, crop) for start in crop_starts(padded.shape, crop, 6)]
+    assert min(crop_spread(c) for c in naive) < 0.01  # the old rule would have averaged padding in
+
+
+def test_an_empty_volume_still_gives_every_crop_with_a_warning(caplog):
+    empty = np.zeros((36, 40, 44), np.float32)
+    with caplog.at_level("WARNING", logger="axonseg.model.adapt"):
+        crops = list(volume_crops(_in_memory_reader(empty), empty.shape, (20, 24, 24), 5))
+    assert len(crops) == 5
+    assert "only 0 of 20 candidate crops hold tissue" in caplog.text
+
+
+def test_skipping_padding_keeps_the_statistics_near_the_tissue():
+    """A volume padded with zeros is normalised nearly like its tissue: the adapted first
+    BatchNorm's running mean lies far closer to the tissue-only adaptation than the first crops
+    taken blindly (the rule before) put it. Crops that straddle the tissue's edge still count."""
+    from axonseg.model.predict import normalize_raw
+
+    model = small_model()
+    tissue = smooth_volume((36, 40, 44))
+    padded = np.zeros((36, 40, 44 * 4), np.float32)
+    padded[:, :, :44] = tissue
+    first = lambda m: batchnorm_layers(m)[0].running_mean.clone()  # noqa: E731
+    alone, ruled = first(adapted_to(model, tissue)), first(adapted_to(model, padded))
+    crop = adaptation_crop_shape(model, padded.shape)
+    read = lambda start, shape: fit_crop(normalize_raw(padded[None][(slice(None),) + tuple(  # noqa: E731
+        slice(s, s + n) for s, n in zip(start, shape))]), shape)
+    blind, _ = adapt_batchnorm(model, (read(start, crop) for start in crop_starts(padded.shape, crop, 6)))
+    ruled_error = float((ruled - alone).abs().max())
+    blind_error = float((first(blind) - alone).abs().max())
+    assert ruled_error < 0.5 * blind_error
