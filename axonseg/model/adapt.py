@@ -153,19 +153,16 @@ def volume_crops(read: Callable[[Shape, Shape], np.ndarray], volume_shape: Seque
     """
     starts = crop_starts(volume_shape, crop_shape, CANDIDATES_PER_CROP * n_crops, seed)
     flat = flat_candidates([crop_spread(read(start, crop_shape)) for start in starts])
-    tissue = [start for start, is_flat in zip(starts, flat) if not is_flat]
-    chosen = tissue[:n_crops]
+    chosen = [i for i in range(len(starts)) if not flat[i]][:n_crops]  # positions in the sequence
     if len(chosen) < n_crops:
         logger.warning("BatchNorm statistics: only %d of %d candidate crops hold tissue; %d flat crop(s) fill the "
                        "rest (a mostly empty volume? set batchnorm: model to use the stored statistics)",
                        len(chosen), len(starts), n_crops - len(chosen))
-        chosen += [start for start, is_flat in zip(starts, flat) if is_flat][: n_crops - len(chosen)]
-    else:
-        skipped = int(flat[: starts.index(chosen[-1]) + 1].sum()) if chosen else 0
-        if skipped:
-            logger.info("BatchNorm statistics: %d flat crop(s) without tissue skipped", skipped)
-    for start in chosen:
-        yield read(start, crop_shape)
+        chosen += [i for i in range(len(starts)) if flat[i]][: n_crops - len(chosen)]
+    elif chosen and flat[: chosen[-1] + 1].any():
+        logger.info("BatchNorm statistics: %d flat crop(s) without tissue skipped", int(flat[: chosen[-1] + 1].sum()))
+    for i in chosen:
+        yield read(starts[i], crop_shape)
 
 
 def adapt_to_volume(model: AffinityNet, raw: np.ndarray, n_crops: int = 16, seed: int = 0) -> tuple[AffinityNet, int]:
