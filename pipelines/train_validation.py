@@ -1,4 +1,5 @@
-"""Validation through the segmentation pipeline while training: VOI and NERL on a held-out ROI.
+"""Validation through the segmentation pipeline while training: VOI and NERL on the validation ROI
+(the `split: val` datasets: not trained on, and never the held-out test data).
 
 Every ``segment_validation_every`` steps the current weights go through the same stages a user
 runs (predict -> fragments -> region graph -> agglomeration at every threshold -> AxonEM ERL,
@@ -34,7 +35,7 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
     """A training ``validate_hook`` that scores the model on ``volume`` through the pipeline.
 
     Args:
-        volume: the held-out raw/labels (already cut to its ROI; zyx, voxel size in nm).
+        volume: the validation raw/labels (already cut to its ROI; zyx, voxel size in nm).
         cfg: the training config (``segment_validation_every``, ``segment_validation_thresholds``).
         work_dir: scratch folder for the model snapshot, the volume copy and the run (replaced
             at each validation).
@@ -75,7 +76,7 @@ def segmentation_validation_hook(volume: TrainingVolume, cfg: TrainConfig, work_
         run_segment_stages(run, segment, scheduler="synchronous", show_progress=False)
         best = evaluate_run(run, labels_address, scheduler="synchronous", show_progress=False).best
         metrics = {key: float(best[key]) if best.get(key) is not None else math.nan for key in METRICS}
-        log.info("step %d held-out %s: NERL %.3f (90%% interval %.3f-%.3f), VOI split %.3f merge %.3f at threshold %s",
+        log.info("step %d validation %s: NERL %.3f (90%% interval %.3f-%.3f), VOI split %.3f merge %.3f at threshold %s",
                  step, volume.name, metrics["nerl"], metrics["nerl_low"], metrics["nerl_high"], metrics["voi_split"],
                  metrics["voi_merge"], best.get("threshold"))
         return metrics

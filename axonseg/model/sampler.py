@@ -128,7 +128,7 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
 
 
 def validation_batches(volumes: list[TrainingVolume], cfg: TrainConfig) -> list[dict[str, np.ndarray]]:
-    """``cfg.val_crops`` fixed, un-augmented batches from the held-out volumes."""
+    """``cfg.val_crops`` fixed, un-augmented batches from the validation volumes."""
     return [make_batch(volumes, cfg, np.random.default_rng([cfg.seed, _VALIDATION_STREAM, i]), augmented=False) for i in range(cfg.val_crops)]
 
 

@@ -35,7 +35,7 @@ class DatasetSpec(BaseModel):
         roi: ``"z0:z1,y0:y1,x0:x1"``, in ``roi_units``; e.g. ``"0:170,:,:"``.
         roi_units: "voxels" or "nm" (nm bounds are divided by the voxel size).
         voxel_size: nm, zyx; None to take it from the array's metadata.
-        split: "train" crops are augmented and learnt from; "val" gives the held-out loss.
+        split: "train" crops are augmented and learnt from; "val" gives the validation loss (never put the held-out test data here).
         labels_roi: optional, same form and units as ``roi`` (whole-array coordinates): labels
             outside it are set to 0 (unlabelled), while the raw of ``roi`` around it stays as
             context. This is how a validation split of the training ROI gets the network's full

@@ -102,7 +102,7 @@ def _on(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 
 def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> dict[str, float]:
-    """Mean loss over fixed held-out batches (no augmentation, no gradient), one network pass
+    """Mean loss over fixed validation batches (no augmentation, no gradient), one network pass
     per batch: ``{"val_loss"}``, plus ``"val_affinity_loss"`` (the affinity term alone,
     comparable with a run of the plain loss) and ``"val_<term>_loss"`` for each further term
     (LSD, MALIS) when the loss has more than one."""
@@ -122,7 +122,7 @@ def validation_losses(model: AffinityNet, batches: list[dict[str, np.ndarray]], 
 
 
 def validation_loss(model: AffinityNet, batches: list[dict[str, np.ndarray]], cfg: TrainConfig) -> float:
-    """Mean loss over fixed held-out batches (no augmentation, no gradient)."""
+    """Mean loss over fixed validation batches (no augmentation, no gradient)."""
     return validation_losses(model, batches, cfg)["val_loss"]
 
 
@@ -287,7 +287,7 @@ def train(
             validation steps, see :func:`evaluation_model`),
             ``losses.csv``, ``losses.png`` and ``train_config.json``.
         train_volumes: volumes cut to their training ROIs.
-        val_volumes: held-out volumes (validation loss every ``validate_every`` steps).
+        val_volumes: validation volumes (validation loss every ``validate_every`` steps).
         resume: continue from the newest checkpoint in ``out_dir/checkpoints`` (a fresh start
             when there is none).
         validate_hook: called as ``hook(step, model)`` at each validation; its metrics are
