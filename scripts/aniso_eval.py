@@ -31,18 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
-from axonseg.io import create_multiscale, mark_complete, open_level, open_volume, write_array, write_block
+from axonseg.io import open_volume, write_array
 from axonseg.pipelines.evaluate import evaluate_run
 from axonseg.pipelines.run_folder import RunFolder
 from axonseg.pipelines.segment.config import SegmentConfig, load_segment_config
 from axonseg.pipelines.segment.predict import PredictConfig, run_predict
 from axonseg.pipelines.segment.stages import run_segment_stages
+from axonseg.pipelines.train_agglomeration import THRESHOLDS as LEARNED_THRESHOLDS  # down to 0.01: confident scores
 from axonseg.segment.affinities import NEAREST_NEIGHBOUR_OFFSETS
 from axonseg.segment.baseline import baseline_affinities
 
 THRESHOLDS = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
-#: an edge classifier's probabilities are confident: its calibrated threshold often lies below 0.05
-LEARNED_THRESHOLDS = [0.01, 0.02] + THRESHOLDS
 DECLARED_NM = (30.0, 8.0, 8.0)
 KEYS = ("threshold", "nerl", "voi_split", "voi_merge", "arand", "n_split", "n_merge")
 
@@ -54,25 +53,19 @@ def declared_copy(source: Path, store: Path) -> None:
 
 
 def sweep_config(segment_config: Path | None, shape: tuple[int, ...]) -> SegmentConfig:
-    """The segment config of one volume: ``segment_config`` (default: the defaults) as one block,
-    agglomerated at every threshold of the sweep."""
+    """The segment config of one volume: ``segment_config`` (default: the defaults; method learned
+    turns on the graph's node values itself) as one block, agglomerated at every threshold of the sweep."""
     segment = load_segment_config(segment_config)
-    learned = segment.agglomerate.method == "learned"
-    agglomerate = segment.agglomerate.model_copy(update={"thresholds": LEARNED_THRESHOLDS if learned else THRESHOLDS})
-    graph = segment.graph.model_copy(update={"node_values": segment.graph.node_values or learned})
-    return segment.model_copy(update={"block_shape": tuple(shape), "agglomerate": agglomerate, "graph": graph})
+    thresholds = LEARNED_THRESHOLDS if segment.agglomerate.method == "learned" else THRESHOLDS
+    return segment.model_copy(update={"block_shape": tuple(shape),
+                                      "agglomerate": segment.agglomerate.model_copy(update={"thresholds": thresholds})})
 
 
 def write_baseline(run: Path, raw_address: str) -> None:
     """The classic baseline's affinities (no network) as the run's ``volume.zarr/affinities``."""
     raw = open_volume(raw_address)
-    affinities = baseline_affinities(np.asarray(raw.data.compute()))
-    store = run / "volume.zarr"
-    create_multiscale(store, "affinities", raw.spatial_shape, np.uint8, raw.voxel_size, raw.offset,
-                      tuple(raw.spatial_shape), channels=len(NEAREST_NEIGHBOUR_OFFSETS),
-                      attrs={"offsets": [list(o) for o in NEAREST_NEIGHBOUR_OFFSETS]})
-    write_block(open_level(store, "affinities"), affinities, (0, 0, 0))
-    mark_complete(store, "affinities")
+    write_array(run / "volume.zarr", "affinities", baseline_affinities(np.asarray(raw.data.compute())), raw.voxel_size,
+                raw.offset, attrs={"offsets": [list(o) for o in NEAREST_NEIGHBOUR_OFFSETS]})
 
 
 def score_volume(model: Path | None, source: Path, work: Path, tta: str = "none",

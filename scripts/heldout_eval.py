@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from axonseg.model.checkpoint import calibrated_threshold
-from axonseg.io import create_multiscale, mark_complete, open_level, open_volume, write_block
+from axonseg.io import open_volume, write_array
 from axonseg.pipelines.evaluate import evaluate_run
 from axonseg.pipelines.segment.config import SegmentConfig
 from axonseg.pipelines.segment.predict import PredictConfig, run_predict
@@ -28,13 +28,6 @@ from axonseg.segment.baseline import baseline_affinities
 HELDOUT = Path(__file__).resolve().parents[1] / "data" / "fib_medulla_heldout.h5"
 NN = [list(o) for o in NEAREST_NEIGHBOUR_OFFSETS]
 THRESHOLDS = [round(t, 2) for t in np.arange(0.05, 1.0, 0.05)]
-
-
-def _write(store: Path, name: str, data: np.ndarray, voxel_size, offset, channels=None, attrs=None) -> None:
-    shape = data.shape[-3:]
-    create_multiscale(store, name, shape, data.dtype, voxel_size, offset, (35, 125, 125), channels=channels, attrs=attrs)
-    write_block(open_level(store, name), data, (0, 0, 0))
-    mark_complete(store, name)
 
 
 def score(run: Path, labels_address: str, segment: SegmentConfig):  # noqa: ANN201
@@ -70,8 +63,7 @@ def main() -> None:
     if not args.skip_baseline:
         base_run = args.out / "baseline"
         affinities = baseline_affinities(raw.data.compute())
-        _write(base_run / "volume.zarr", "affinities", affinities, raw.voxel_size, raw.offset, channels=3,
-               attrs={"offsets": NN})
+        write_array(base_run / "volume.zarr", "affinities", affinities, raw.voxel_size, raw.offset, attrs={"offsets": NN})
         rows["baseline (best on slab)"] = score(base_run, labels, segment.model_copy(update={"offsets": None})).best
     keys = ("threshold", "nerl", "erl_nm", "gt_erl_nm", "voi_split", "voi_merge", "arand", "n_split", "n_merge")
     print(f"{'':20s}" + "".join(f"{k:>12s}" for k in keys))

@@ -155,14 +155,18 @@ def mark_complete(store: Path, name: str, **extra: Any) -> None:
     group.attrs["axonseg"] = info
 
 
-def write_array(store: Path, name: str, data: np.ndarray, voxel_size: Sequence[float]) -> str:
-    """Write ``data`` (zyx, voxel size in nm) whole as a complete one-level OME-Zarr group.
+def write_array(store: Path, name: str, data: np.ndarray, voxel_size: Sequence[float],
+                offset: Sequence[float] = (0.0, 0.0, 0.0), attrs: dict[str, Any] | None = None) -> str:
+    """Write ``data`` (zyx, or czyx such as affinities; voxel size and offset in nm) whole as a
+    complete one-level OME-Zarr group, with extra ``axonseg`` ``attrs`` (e.g. affinity offsets).
 
     For small in-memory volumes (crops, held-out slabs); chunks are at most 128 voxels per axis.
     Returns the array's address, ``store/name``.
     """
-    chunks = tuple(min(s, 128) for s in data.shape)
-    create_multiscale(store, name, data.shape, data.dtype, tuple(voxel_size), (0.0, 0.0, 0.0), chunks)
+    shape = data.shape[-3:]
+    chunks = tuple(min(s, 128) for s in shape)
+    create_multiscale(store, name, shape, data.dtype, tuple(voxel_size), tuple(offset), chunks,
+                      channels=data.shape[0] if data.ndim == 4 else None, attrs=attrs)
     write_block(open_level(store, name), data, (0, 0, 0))
     mark_complete(store, name)
     return f"{store}/{name}"

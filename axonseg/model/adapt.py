@@ -147,12 +147,21 @@ def volume_crops(read: Callable[[Shape, Shape], np.ndarray], volume_shape: Seque
     memory, :func:`fit_crop` of the clipped slice).
 
     ``CANDIDATES_PER_CROP * n_crops`` candidate places come from one sequence; each is read once
-    to measure its spread (:func:`flat_candidates`), and the first ``n_crops`` with tissue are read
-    again and given. When fewer hold tissue, flat ones fill the rest, in order, with a warning: the
+    to measure its spread (:func:`flat_candidates`), and the first ``n_crops`` with tissue are
+    given. The first ``n_crops`` candidates that are not almost constant are kept from that read
+    (on a volume without flat crops, exactly the ones given), so only a skipped crop's successor
+    is read again. When fewer hold tissue, flat ones fill the rest, in order, with a warning: the
     statistics are then those of a mostly empty volume.
     """
     starts = crop_starts(volume_shape, crop_shape, CANDIDATES_PER_CROP * n_crops, seed)
-    flat = flat_candidates([crop_spread(read(start, crop_shape)) for start in starts])
+    spreads: list[float] = []
+    kept: dict[int, np.ndarray] = {}
+    for i, start in enumerate(starts):
+        crop = read(start, crop_shape)
+        spreads.append(crop_spread(crop))
+        if len(kept) < n_crops and spreads[-1] >= FLAT_MIN:
+            kept[i] = crop
+    flat = flat_candidates(spreads)
     chosen = [i for i in range(len(starts)) if not flat[i]][:n_crops]  # positions in the sequence
     if len(chosen) < n_crops:
         logger.warning("BatchNorm statistics: only %d of %d candidate crops hold tissue; %d flat crop(s) fill the "
@@ -162,7 +171,7 @@ def volume_crops(read: Callable[[Shape, Shape], np.ndarray], volume_shape: Seque
     elif chosen and flat[: chosen[-1] + 1].any():
         logger.info("BatchNorm statistics: %d flat crop(s) without tissue skipped", int(flat[: chosen[-1] + 1].sum()))
     for i in chosen:
-        yield read(starts[i], crop_shape)
+        yield kept.pop(i) if i in kept else read(starts[i], crop_shape)
 
 
 def adapt_to_volume(model: AffinityNet, raw: np.ndarray, n_crops: int = 16, seed: int = 0) -> tuple[AffinityNet, int]:

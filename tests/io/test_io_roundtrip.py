@@ -143,3 +143,17 @@ def test_write_array_is_a_complete_readable_group(tmp_path):
     assert volume.voxel_size == (10.0, 10.0, 10.0)
     np.testing.assert_array_equal(volume.data.compute(), data)
     assert open_level(tmp_path / "crop.zarr", "raw").chunks == (5, 128, 9)
+
+
+def test_write_array_takes_channels_offset_and_attrs(tmp_path):
+    """czyx data (affinities) get a channel axis, the offset in nm and extra axonseg attributes."""
+    data = np.random.default_rng(4).integers(0, 255, (3, 6, 20, 140), dtype=np.uint8)
+    address = write_array(tmp_path / "run.zarr", "affinities", data, (30.0, 8.0, 8.0), (60.0, 16.0, 0.0),
+                          attrs={"offsets": [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]})
+    attrs = group_attrs(tmp_path / "run.zarr", "affinities")
+    assert attrs["complete"] is True and attrs["offsets"] == [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]
+    volume = open_volume(address)
+    assert volume.voxel_size == (30.0, 8.0, 8.0) and tuple(volume.offset) == (60.0, 16.0, 0.0)
+    assert volume.spatial_shape == (6, 20, 140)
+    np.testing.assert_array_equal(volume.data.compute(), data)
+    assert open_level(tmp_path / "run.zarr", "affinities").chunks == (3, 6, 20, 128)
